@@ -64,7 +64,9 @@ def _autodiff_operator(u, coords, order):
     return [u_xxxx + 2 * u_xxyy + u_yyyy]
 
 
-def run_one(variant: str, order: int, n: int, device: str, steps: int, width: int, depth: int, queue):
+def run_one(
+    variant: str, order: int, n: int, device: str, steps: int, width: int, depth: int, queue
+):
     import psutil
     import torch
 
@@ -81,8 +83,13 @@ def run_one(variant: str, order: int, n: int, device: str, steps: int, width: in
     coords = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1)
     target = torch.sin(xx).reshape(-1, 1) * torch.cos(yy).reshape(-1, 1)
     names = {0: (), 1: ("dx", "dy"), 2: ("laplacian",), 4: ("biharmonic",)}[order]
-    layer = MollifierLayer(width=max(0.3, 10 * h), spacing=(h, h), derivatives=names,
-                           boundary="reflect").to(dev) if variant == "mollifier" else None
+    layer = (
+        MollifierLayer(
+            width=max(0.3, 10 * h), spacing=(h, h), derivatives=names, boundary="reflect"
+        ).to(dev)
+        if variant == "mollifier"
+        else None
+    )
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -118,8 +125,15 @@ def run_one(variant: str, order: int, n: int, device: str, steps: int, width: in
         peak = torch.cuda.max_memory_allocated() - base
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    queue.put({"variant": variant, "order": order, "n": n, "step_s": seconds,
-               "peak_mb": max(peak, 0) / 2**20})
+    queue.put(
+        {
+            "variant": variant,
+            "order": order,
+            "n": n,
+            "step_s": seconds,
+            "peak_mb": max(peak, 0) / 2**20,
+        }
+    )
 
 
 def measure(variant, order, n, device, steps, width, depth, timeout=900):
@@ -130,54 +144,100 @@ def measure(variant, order, n, device, steps, width, depth, timeout=900):
     proc.join(timeout)
     if proc.is_alive():
         proc.kill()
-        return {"variant": variant, "order": order, "n": n, "step_s": float("nan"),
-                "peak_mb": float("nan"), "note": "timed out"}
-    return queue.get() if not queue.empty() else {"variant": variant, "order": order, "n": n,
-                                                  "step_s": float("nan"), "peak_mb": float("nan"),
-                                                  "note": f"exit {proc.exitcode}"}
+        return {
+            "variant": variant,
+            "order": order,
+            "n": n,
+            "step_s": float("nan"),
+            "peak_mb": float("nan"),
+            "note": "timed out",
+        }
+    return (
+        queue.get()
+        if not queue.empty()
+        else {
+            "variant": variant,
+            "order": order,
+            "n": n,
+            "step_s": float("nan"),
+            "peak_mb": float("nan"),
+            "note": f"exit {proc.exitcode}",
+        }
+    )
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--orders", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--mlp-width", type=int, default=64)
     parser.add_argument("--mlp-depth", type=int, default=4)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "derivatives.json"))
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "derivatives.json")
+    )
     args = parser.parse_args(argv)
 
     import torch
 
-    machine = (torch.cuda.get_device_name(0) if args.device.startswith("cuda")
-               else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads")
+    machine = (
+        torch.cuda.get_device_name(0)
+        if args.device.startswith("cuda")
+        else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    )
     rows = []
     for n in args.sizes:
         base = measure("no physics", 0, n, args.device, args.steps, args.mlp_width, args.mlp_depth)
         for order in args.orders:
-            auto = measure("autodiff", order, n, args.device, args.steps, args.mlp_width, args.mlp_depth)
-            moll = measure("mollifier", order, n, args.device, args.steps, args.mlp_width, args.mlp_depth)
-            rows.append({"n": n, "order": order, "operator": OPERATORS[order],
-                         "autodiff_s": auto["step_s"], "mollifier_s": moll["step_s"],
-                         "no_physics_s": base["step_s"], "autodiff_mb": auto["peak_mb"],
-                         "mollifier_mb": moll["peak_mb"], "no_physics_mb": base["peak_mb"]})
+            auto = measure(
+                "autodiff", order, n, args.device, args.steps, args.mlp_width, args.mlp_depth
+            )
+            moll = measure(
+                "mollifier", order, n, args.device, args.steps, args.mlp_width, args.mlp_depth
+            )
+            rows.append(
+                {
+                    "n": n,
+                    "order": order,
+                    "operator": OPERATORS[order],
+                    "autodiff_s": auto["step_s"],
+                    "mollifier_s": moll["step_s"],
+                    "no_physics_s": base["step_s"],
+                    "autodiff_mb": auto["peak_mb"],
+                    "mollifier_mb": moll["peak_mb"],
+                    "no_physics_mb": base["peak_mb"],
+                }
+            )
             r = rows[-1]
-            print(f"n={n} order={order}: autodiff {r['autodiff_s']:.3f}s mollifier "
-                  f"{r['mollifier_s']:.4f}s", file=sys.stderr, flush=True)
+            print(
+                f"n={n} order={order}: autodiff {r['autodiff_s']:.3f}s mollifier "
+                f"{r['mollifier_s']:.4f}s",
+                file=sys.stderr,
+                flush=True,
+            )
 
-    print(f"\nMachine: {machine}; torch {torch.__version__}; MLP {args.mlp_depth}x{args.mlp_width} tanh; "
-          f"{args.steps} timed steps after one warm-up; peak memory above each process's baseline.\n")
-    print("| N | operator | autodiff s/step | mollifier s/step | no-physics s/step | speed-up | "
-          "mollifier / no-physics | autodiff MB | mollifier MB | memory ratio |")
+    print(
+        f"\nMachine: {machine}; torch {torch.__version__}; "
+        f"MLP {args.mlp_depth}x{args.mlp_width} tanh; "
+        f"{args.steps} timed steps after one warm-up; peak memory above each process's baseline.\n"
+    )
+    print(
+        "| N | operator | autodiff s/step | mollifier s/step | no-physics s/step | speed-up | "
+        "mollifier / no-physics | autodiff MB | mollifier MB | memory ratio |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         speed = r["autodiff_s"] / r["mollifier_s"]
         over = r["mollifier_s"] / r["no_physics_s"]
         mem = r["autodiff_mb"] / max(r["mollifier_mb"], 1e-9)
-        print(f"| {r['n']} | {r['operator']} | {r['autodiff_s']:.4f} | {r['mollifier_s']:.4f} | "
-              f"{r['no_physics_s']:.4f} | {speed:.1f}x | {over:.2f}x | {r['autodiff_mb']:.1f} | "
-              f"{r['mollifier_mb']:.1f} | {mem:.1f}x |")
+        print(
+            f"| {r['n']} | {r['operator']} | {r['autodiff_s']:.4f} | {r['mollifier_s']:.4f} | "
+            f"{r['no_physics_s']:.4f} | {speed:.1f}x | {over:.2f}x | {r['autodiff_mb']:.1f} | "
+            f"{r['mollifier_mb']:.1f} | {mem:.1f}x |"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine, "device": args.device, "rows": rows}, indent=2))

@@ -78,8 +78,12 @@ def test_matches_analytically_mollified_field(kernel, derivatives, boundary):
         if kernel == "bump" and width > BOX / 2 - H:
             continue
         layer = MollifierLayer(
-            kernel=kernel, width=width, spacing=(H, H), derivatives=derivatives,
-            boundary=boundary, dtype=torch.float64,
+            kernel=kernel,
+            width=width,
+            spacing=(H, H),
+            derivatives=derivatives,
+            boundary=boundary,
+            dtype=torch.float64,
         )
         out = layer(u)
         attenuation = _transfer(kernel, width, kx) * _transfer(kernel, width, ky)
@@ -105,8 +109,13 @@ def test_smoothing_bias_shrinks_quadratically_with_width():
     errors = []
     for width in (3.2, 1.6, 0.8):
         spacing = H  # fixed grid: the bias is the mollifier's second moment, O(width^2)
-        out = MollifierLayer(width=width, spacing=(spacing, spacing), boundary="periodic",
-                             derivatives=("laplacian", "biharmonic"), dtype=torch.float64)(u)
+        out = MollifierLayer(
+            width=width,
+            spacing=(spacing, spacing),
+            boundary="periodic",
+            derivatives=("laplacian", "biharmonic"),
+            dtype=torch.float64,
+        )(u)
         err = np.abs(out["biharmonic"][0, 0].numpy() - exact["biharmonic"]).max()
         errors.append(err / np.abs(exact["biharmonic"]).max())
     assert errors[0] > errors[1] > errors[2]
@@ -131,10 +140,12 @@ def test_non_periodic_field_reflect_and_valid_interior():
     truth_bih = (kx**2 + ky**2) ** 2 * np.cos(kx * xx + ky * yy) * att
     r = int(width / H)
     inner = (slice(r, -r), slice(r, -r))
-    for got, truth in ((out_r["laplacian"][inner], truth_lap[inner]),
-                       (out_r["biharmonic"][inner], truth_bih[inner]),
-                       (out_v["laplacian"], truth_lap[inner]),
-                       (out_v["biharmonic"], truth_bih[inner])):
+    for got, truth in (
+        (out_r["laplacian"][inner], truth_lap[inner]),
+        (out_r["biharmonic"][inner], truth_bih[inner]),
+        (out_v["laplacian"], truth_lap[inner]),
+        (out_v["biharmonic"], truth_bih[inner]),
+    ):
         assert got.shape == truth.shape
         assert np.abs(got - truth).max() < 1e-4 * np.abs(truth).max()
 
@@ -145,8 +156,12 @@ def test_noise_mollified_biharmonic_beats_finite_differences():
     exact = _periodic_field(kx, ky)
     noisy = exact["value"] + 0.01 * rng.standard_normal(exact["value"].shape)
     out = mollified_derivatives(noisy, 1.0, (H, H), ("biharmonic",), boundary="periodic")
-    lap = lambda f: (np.roll(f, 1, 0) + np.roll(f, -1, 0) + np.roll(f, 1, 1) + np.roll(f, -1, 1)
-                     - 4 * f) / H**2  # noqa: E731
+
+    def lap(f):
+        return (
+            np.roll(f, 1, 0) + np.roll(f, -1, 0) + np.roll(f, 1, 1) + np.roll(f, -1, 1) - 4 * f
+        ) / H**2
+
     fd = lap(lap(noisy))
     truth = exact["biharmonic"]
     err_moll = np.sqrt(np.mean((out["biharmonic"] - truth) ** 2))
@@ -160,12 +175,23 @@ def test_one_dimensional_fourth_derivative():
     k = 2 * math.pi / length * 3
     x = np.arange(n) * h
     u = torch.from_numpy(np.sin(k * x))[None, None]
-    layer = MollifierLayer(ndim=1, width=0.5, spacing=h, boundary="periodic",
-                           derivatives=("value", "dx", "dxx", "dxxx", "dxxxx"), dtype=torch.float64)
+    layer = MollifierLayer(
+        ndim=1,
+        width=0.5,
+        spacing=h,
+        boundary="periodic",
+        derivatives=("value", "dx", "dxx", "dxxx", "dxxxx"),
+        dtype=torch.float64,
+    )
     out = layer(u)
     att = float(_eta_hat("polynomial", 12, np.array([k * 0.5]))[0])
-    truths = {"value": np.sin(k * x), "dx": k * np.cos(k * x), "dxx": -k**2 * np.sin(k * x),
-              "dxxx": -k**3 * np.cos(k * x), "dxxxx": k**4 * np.sin(k * x)}
+    truths = {
+        "value": np.sin(k * x),
+        "dx": k * np.cos(k * x),
+        "dxx": -(k**2) * np.sin(k * x),
+        "dxxx": -(k**3) * np.cos(k * x),
+        "dxxxx": k**4 * np.sin(k * x),
+    }
     for name, truth in truths.items():
         got = out[name][0, 0].numpy()
         assert np.abs(got - att * truth).max() < 1e-4 * np.abs(truth).max(), name
@@ -207,12 +233,21 @@ def test_too_narrow_width_is_refused_with_the_smallest_width():
 
 
 def test_gradcheck_input_and_learnable_width():
-    layer = MollifierLayer(width=8.5, spacing=(1.0, 1.0), derivatives=("value", "dx", "biharmonic"),
-                           dtype=torch.float64)
+    layer = MollifierLayer(
+        width=8.5,
+        spacing=(1.0, 1.0),
+        derivatives=("value", "dx", "biharmonic"),
+        dtype=torch.float64,
+    )
     x = torch.randn(1, 2, 22, 20, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: tuple(layer(t).values()), (x,))
-    learn = MollifierLayer(width=9.3, spacing=(1.0, 1.0), derivatives=("biharmonic",),
-                           learnable_width=True, dtype=torch.float64)
+    learn = MollifierLayer(
+        width=9.3,
+        spacing=(1.0, 1.0),
+        derivatives=("biharmonic",),
+        learnable_width=True,
+        dtype=torch.float64,
+    )
     fixed = x.detach()
     assert torch.autograd.gradcheck(
         lambda lw: learn._kernel(0, 4, torch.float64, "cpu") * lw.exp() / lw.exp(),

@@ -79,17 +79,23 @@ class InferenceConfig:
         ):
             value = getattr(self, name)
             if value not in allowed:
-                raise ValueError(f"config field {name!r}: expected one of {allowed}, found {value!r}")
+                raise ValueError(
+                    f"config field {name!r}: expected one of {allowed}, found {value!r}"
+                )
         positive = ["steps", "learning_rate", "patch_size", "ensemble_size", "render_pixel_size_nm"]
         for name in positive:
             if not getattr(self, name) > 0:
-                raise ValueError(f"config field {name!r}: expected > 0, found {getattr(self, name)!r}")
+                raise ValueError(
+                    f"config field {name!r}: expected > 0, found {getattr(self, name)!r}"
+                )
         for name in ("mollifier_width", "pixel_size_nm"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"config field {name!r}: expected > 0 or None, found {value!r}")
         if not self.model.nm_per_unit > 0:
-            raise ValueError(f"config field 'model.nm_per_unit': expected > 0, found {self.model.nm_per_unit!r}")
+            raise ValueError(
+                f"config field 'model.nm_per_unit': expected > 0, found {self.model.nm_per_unit!r}"
+            )
 
     # --- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -146,7 +152,9 @@ class InferenceConfig:
         except (OSError, ValueError) as exc:
             raise ValueError(f"{path}: cannot read config ({exc})") from exc
         if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of config fields, found {type(data).__name__}")
+            raise ValueError(
+                f"{path}: expected a mapping of config fields, found {type(data).__name__}"
+            )
         try:
             return cls.from_dict(data)
         except (TypeError, ValueError) as exc:

@@ -27,7 +27,7 @@ need a very wide kernel in pixels (see docs/mollifier.md for the table).
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 from numpy.polynomial import hermite_e
@@ -56,7 +56,7 @@ def support_radius(kernel: str, width: float) -> float:
     return GAUSSIAN_TRUNCATION * width if kernel == "gaussian" else width
 
 
-@lru_cache(maxsize=None)
+@cache
 def _bump_polynomials(max_order: int) -> tuple[np.ndarray, ...]:
     q = np.array([1.0, 0.0, -1.0])
     s = np.array([0.0, 1.0])
@@ -70,7 +70,7 @@ def _bump_polynomials(max_order: int) -> tuple[np.ndarray, ...]:
     return tuple(polys)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _polynomial_coefficients(exponent: int, order: int) -> np.ndarray:
     coef = npoly.polypow([1.0, 0.0, -1.0], exponent)
     for _ in range(order):
@@ -116,7 +116,7 @@ def _namespace(x):
     return torch
 
 
-@lru_cache(maxsize=None)
+@cache
 def profile_integral(kernel: str, exponent: int = DEFAULT_EXPONENT) -> float:
     """``Z = integral f(s) ds`` (exact for polynomial and Gaussian, Gauss-Legendre for bump)."""
     if kernel == "gaussian":
@@ -170,11 +170,14 @@ def _moment_correct(weights, s, envelope, order, width):
         coef = np.linalg.lstsq(gram, target - basis.T @ weights, rcond=None)[0]
         return weights + envelope * (basis @ coef)
     basis = xp.stack([(-s) ** q for q in powers], dim=1)
-    target = xp.tensor(
-        [math.factorial(order) if q == order else 0.0 for q in powers],
-        dtype=weights.dtype,
-        device=weights.device,
-    ) / width**order
+    target = (
+        xp.tensor(
+            [math.factorial(order) if q == order else 0.0 for q in powers],
+            dtype=weights.dtype,
+            device=weights.device,
+        )
+        / width**order
+    )
     gram = basis.T @ (envelope[:, None] * basis)
     coef = xp.linalg.solve(gram, target - basis.T @ weights)
     return weights + envelope * (basis @ coef)
@@ -209,7 +212,7 @@ def transfer_error(
     return float(np.max(np.abs(t_disc - t_cont)) / scale) if scale > 0 else math.inf
 
 
-@lru_cache(maxsize=None)
+@cache
 def min_width_pixels(
     kernel: str, order: int, rtol: float = DEFAULT_RTOL, exponent: int = DEFAULT_EXPONENT
 ) -> float:

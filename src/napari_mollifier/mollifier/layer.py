@@ -63,7 +63,7 @@ def derivative_terms(name: str, ndim: int) -> list[tuple[float, tuple[int, ...]]
         for c, o in terms:
             merged[o] = merged.get(o, 0.0) + c
         return [(c, o) for o, c in merged.items()]
-    match = re.fullmatch(r"d([%s]+)" % letters, name)
+    match = re.fullmatch(rf"d([{letters}]+)", name)
     if match is None:
         raise ValueError(
             f"unknown derivative {name!r}: expected 'value', 'laplacian', 'biharmonic' or "
@@ -154,7 +154,16 @@ class MollifierLayer(nn.Module):
         kernel: str = DEFAULT_KERNEL,
         width: float | None = None,
         spacing: float | Sequence[float] = 1.0,
-        derivatives: Sequence[str] = ("value", "dx", "dy", "dxx", "dyy", "dxy", "laplacian", "biharmonic"),
+        derivatives: Sequence[str] = (
+            "value",
+            "dx",
+            "dy",
+            "dxx",
+            "dyy",
+            "dxy",
+            "laplacian",
+            "biharmonic",
+        ),
         boundary: str = "reflect",
         method: str = "auto",
         learnable_width: bool = False,
@@ -266,11 +275,17 @@ class MollifierLayer(nn.Module):
         min_w = torch.tensor(self.min_width(), dtype=torch.float64, device=self.log_width.device)
         width = torch.maximum(self.log_width.exp(), min_w)
         h = self.spacing[axis]
-        radius = int(math.floor(support_radius(self.kernel, float(width.detach())) / h * (1 - 1e-12)))
+        radius = int(
+            math.floor(support_radius(self.kernel, float(width.detach())) / h * (1 - 1e-12))
+        )
         offsets = torch.arange(-radius, radius + 1, dtype=torch.float64, device=width.device) * h
         s = offsets / width
         z = profile_integral(self.kernel, self.exponent)
-        weights = h * profile_derivative(self.kernel, order, s, self.exponent) / (z * width ** (order + 1))
+        weights = (
+            h
+            * profile_derivative(self.kernel, order, s, self.exponent)
+            / (z * width ** (order + 1))
+        )
         envelope = profile_derivative(self.kernel, 0, s, self.exponent).abs()
         weights = _moment_correct(weights, s, envelope, order, width)
         return weights.to(dtype=dtype, device=device)
@@ -280,7 +295,10 @@ class MollifierLayer(nn.Module):
         expected = 2 + self.ndim
         if u.dim() != expected:
             shape = "(B, C, L)" if self.ndim == 1 else "(B, C, H, W)"
-            raise ValueError(f"MollifierLayer(ndim={self.ndim}) expects a {shape} tensor, found shape {tuple(u.shape)}")
+            raise ValueError(
+                f"MollifierLayer(ndim={self.ndim}) expects a {shape} tensor, "
+                f"found shape {tuple(u.shape)}"
+            )
         if not u.is_floating_point():
             u = u.to(self._dtype)
         needed = {o for terms in self.terms.values() for _, o in terms}
@@ -396,7 +414,10 @@ def mollified_derivatives(
     tensor = torch.from_numpy(np.asarray(u, dtype=np.float64)) if is_numpy else u
     extra = tensor.dim() - ndim
     if extra < 0 or extra > 2:
-        raise ValueError(f"expected {ndim} spatial dims plus up to 2 leading dims, found shape {tuple(tensor.shape)}")
+        raise ValueError(
+            f"expected {ndim} spatial dims plus up to 2 leading dims, "
+            f"found shape {tuple(tensor.shape)}"
+        )
     lead = tensor.shape[:extra]
     batched = tensor.reshape((-1, 1) + tuple(tensor.shape[extra:])) if extra < 2 else tensor
     layer = MollifierLayer(
