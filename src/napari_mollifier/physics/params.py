@@ -53,6 +53,8 @@ class CalibrationParams:
     ``phi_h_low`` .. ``phi_h_high``; euchromatin is taken uniform (``phi_e``, or derived from
     ``ModelParams.mean_nucleoplasm`` when None) and ``phi_w = 1 - phi_h - phi_e``.
     The absolute level of the recovered rate ratio depends on these choices.
+    The automatic nucleus mask thresholds the density smoothed by ``mask_smoothing_nm`` at
+    ``mask_threshold`` times its 99th percentile.
     """
 
     percentile_low: float = 1.0
@@ -61,6 +63,7 @@ class CalibrationParams:
     phi_h_high: float = 0.65
     phi_e: float | None = None
     mask_smoothing_nm: float = 200.0
+    mask_threshold: float = 0.5
 
     def to_dict(self) -> dict:
         return asdict(self)

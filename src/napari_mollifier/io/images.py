@@ -1,0 +1,213 @@
+"""Density images with a physical pixel size: TIFF / OME-TIFF / ImageJ TIFF and .npy.
+
+Pixel size, in order: the ``pixel_size_nm`` argument; OME ``PhysicalSizeX`` (+ unit, default
+µm); ImageJ ``unit`` + XResolution; TIFF ResolutionUnit (cm / inch) + XResolution when the
+result is a microscope-like size (<= 10 µm; 72/96/300 dpi "display" resolutions are ignored).
+None of these -> :class:`FormatError` asking for ``pixel_size_nm``.
+Origin: OME ``Plane PositionX/Y`` (as written by :func:`write_image`) when present, else
+(0, 0), i.e. the centre of pixel [0, 0] sits at world (0, 0) nm (napari's default).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from ._table import NM_PER_UNIT, check_pixel_size
+from .errors import FormatError
+from .types import DensityImage
+
+MAX_CHANNELS = 4
+_MAX_DISPLAY_PIXEL_NM = 10_000.0
+
+
+def _unit_nm(unit: str | None, default: str = "µm") -> float | None:
+    u = (unit or default).strip().lower().replace("\\u00b5", "µ").replace("u00b5", "µ")
+    return NM_PER_UNIT.get(u)
+
+
+def _ome_info(xml: str) -> dict:
+    """PhysicalSizeX/Y (nm), Plane PositionX/Y (nm) and channel names from OME-XML."""
+    out = {}
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return out
+    pixels = next((el for el in root.iter() if el.tag.endswith("}Pixels") or el.tag == "Pixels"),
+                  None)
+    if pixels is None:
+        return out
+    for axis in ("X", "Y"):
+        value = pixels.get(f"PhysicalSize{axis}")
+        if value is not None:
+            factor = _unit_nm(pixels.get(f"PhysicalSize{axis}Unit"))
+            if factor is not None:
+                out[f"px_{axis}"] = float(value) * factor
+    names = [c.get("Name") for c in pixels if c.tag.endswith("Channel")]
+    if names:
+        out["channel_names"] = names
+    plane = next((c for c in pixels if c.tag.endswith("Plane")), None)
+    if plane is not None and plane.get("PositionX") is not None:
+        fy = _unit_nm(plane.get("PositionYUnit"), "µm")
+        fx = _unit_nm(plane.get("PositionXUnit"), "µm")
+        if fx is not None and fy is not None and plane.get("PositionY") is not None:
+            out["origin_nm"] = (float(plane.get("PositionY")) * fy,
+                                float(plane.get("PositionX")) * fx)
+    return out
+
+
+def _resolution_nm(page, imagej_meta) -> float | None:
+    tags = page.tags
+    if "XResolution" not in tags:
+        return None
+    num, den = tags["XResolution"].value
+    if not num or not den:
+        return None
+    per_unit = num / den  # pixels per unit
+    if imagej_meta and imagej_meta.get("unit"):
+        factor = _unit_nm(str(imagej_meta["unit"]))
+        return None if factor is None else factor / per_unit
+    unit = int(tags["ResolutionUnit"].value) if "ResolutionUnit" in tags else 2
+    factor = {3: 1e7, 2: 2.54e7}.get(unit)
+    if factor is None:
+        return None
+    size = factor / per_unit
+    return size if size <= _MAX_DISPLAY_PIXEL_NM else None
+
+
+def read_image(path, pixel_size_nm: float | None = None) -> DensityImage:
+    """Read a density image with its pixel size.
+
+    Returns a :class:`DensityImage` whose ``data`` is (H, W) float, or (C, H, W) for images
+    with 2..4 channels (``metadata["axes"] == "CYX"``, e.g. simulated (phi_w, phi_d)).
+    Integer data is converted to float32.
+
+    Raises
+    ------
+    FormatError
+        Unreadable file, unsupported dimensionality, or no pixel size anywhere and none given.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    given = check_pixel_size(pixel_size_nm, path)
+    try:
+        data, info, fmt = _load(path)
+    except FormatError:
+        raise
+    except Exception as exc:  # tifffile / numpy raise many types on corrupt files
+        raise FormatError(
+            f"{path}: could not read as a TIFF / OME-TIFF / .npy image "
+            f"({type(exc).__name__}: {str(exc)[:200]})"
+        ) from exc
+    px = given
+    source = "argument" if given is not None else info.get("px_source")
+    if px is None:
+        px = info.get("px_X")
+    if px is None or not np.isfinite(px) or px <= 0:
+        raise FormatError(
+            f"{path}: no physical pixel size in the file (looked for OME PhysicalSizeX, ImageJ "
+            "unit + resolution, TIFF resolution tags); pass pixel_size_nm"
+        )
+    if given is None and info.get("px_Y") and not math.isclose(info["px_Y"], px, rel_tol=1e-3):
+        raise FormatError(
+            f"{path}: expected square pixels; found PhysicalSizeX {px} nm and "
+            f"PhysicalSizeY {info['px_Y']} nm"
+        )
+    data = np.squeeze(data)
+    meta = {"source_format": fmt, "pixel_size_source": source, "file": path.name}
+    if data.ndim == 2:
+        meta["axes"] = "YX"
+    elif data.ndim == 3 and 2 <= data.shape[0] <= MAX_CHANNELS:
+        meta["axes"] = "CYX"
+        meta["channel_names"] = info.get("channel_names") or [
+            f"channel {i}" for i in range(data.shape[0])]
+    else:
+        raise FormatError(
+            f"{path}: expected a 2-D (Y, X) image or (C, Y, X) with 2..{MAX_CHANNELS} channels; "
+            f"found shape {data.shape}"
+        )
+    if data.dtype.kind not in "f":
+        if data.dtype.kind not in "iub":
+            raise FormatError(f"{path}: expected a numeric image; found dtype {data.dtype}")
+        data = data.astype(np.float32)
+    return DensityImage(data=data, pixel_size_nm=float(px),
+                        origin_nm=tuple(info.get("origin_nm", (0.0, 0.0))), metadata=meta,
+                        path=path)
+
+
+def _load(path: Path):
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head[:6] == b"\x93NUMPY":
+        data = np.load(path, allow_pickle=False, mmap_mode="r")
+        return np.asarray(data), {}, "npy"
+    if head[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        raise FormatError(
+            f"{path}: expected a TIFF (II*/MM* signature) or .npy file; found bytes {head[:8]!r}"
+        )
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        data = series.asarray()
+        info = {}
+        fmt = "tiff"
+        if tif.is_ome and tif.ome_metadata:
+            info = _ome_info(tif.ome_metadata)
+            fmt = "ome-tiff"
+            if "px_X" in info:
+                info["px_source"] = "OME PhysicalSizeX"
+        if "px_X" not in info:
+            ij = tif.imagej_metadata if tif.is_imagej else None
+            px = _resolution_nm(tif.pages[0], ij)
+            if px is not None:
+                info["px_X"] = px
+                info["px_source"] = "ImageJ unit + resolution" if ij else "TIFF resolution tags"
+                fmt = "imagej-tiff" if ij else fmt
+    return data, info, fmt
+
+
+def write_image(path, image: DensityImage) -> Path:
+    """Write a DensityImage as OME-TIFF (float32) with PhysicalSizeX/Y (nm) and origin.
+
+    The origin is stored as OME ``Plane PositionY/X`` in nm so :func:`read_image` restores it.
+    The file is written atomically (temporary file in the same folder, then ``os.replace``).
+    """
+    import tifffile
+
+    path = Path(path)
+    data = np.asarray(image.data, dtype=np.float32)
+    axes = "CYX" if data.ndim == 3 else "YX"
+    px = float(image.pixel_size_nm)
+    metadata = {"axes": axes, "PhysicalSizeX": px, "PhysicalSizeXUnit": "nm",
+                "PhysicalSizeY": px, "PhysicalSizeYUnit": "nm"}
+    n_planes = data.shape[0] if data.ndim == 3 else 1
+    metadata["Plane"] = {
+        "PositionY": [float(image.origin_nm[0])] * n_planes, "PositionYUnit": ["nm"] * n_planes,
+        "PositionX": [float(image.origin_nm[1])] * n_planes, "PositionXUnit": ["nm"] * n_planes,
+    }
+    names = (image.metadata or {}).get("channel_names")
+    if data.ndim == 3 and names:
+        metadata["Channel"] = {"Name": [str(n) for n in names]}
+    atomic_write(path, lambda tmp: tifffile.imwrite(tmp, data, ome=True, metadata=metadata))
+    return path
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` on a temp file next to ``path``, then ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

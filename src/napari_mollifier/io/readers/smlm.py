@@ -1,0 +1,113 @@
+"""The ``.smlm`` zip format: ``manifest.json`` plus little-endian binary tables."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+
+from .._table import build_localisations, check_pixel_size, parse_unit, path_name, unit_factor
+from ..errors import FormatError
+
+_NAMES = {
+    "x_nm": ("x", "position_x", "x_nm", "xnm", "xpos"),
+    "y_nm": ("y", "position_y", "y_nm", "ynm", "ypos"),
+    "z_nm": ("z", "position_z", "z_nm", "znm", "zpos"),
+    "frame": ("frame", "frame_ix", "t"),
+    "sigma_nm": ("sigma_nm", "precision", "uncertainty_xy", "uncertainty", "locprec"),
+    "photons": ("photons", "intensity", "phot"),
+    "background": ("background", "bg"),
+    "channel": ("channel",),
+}
+_DTYPES = {"float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16",
+           "uint32", "uint64", "float", "double", "int", "uint"}
+
+
+def read_manifest(path) -> dict:
+    with zipfile.ZipFile(path) as zf:
+        with zf.open("manifest.json") as fh:
+            return json.loads(fh.read(1 << 20).decode("utf-8"))
+
+
+def _table_entry(manifest: dict, path) -> tuple[dict, dict]:
+    """(file entry, format dict) of the first table in the manifest."""
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, list):
+        raise FormatError(f"{path_name(path)}: .smlm manifest has no 'files' list")
+    formats = manifest.get("formats") if isinstance(manifest.get("formats"), dict) else {}
+    for entry in files:
+        if not isinstance(entry, dict) or entry.get("type", "table") != "table":
+            continue
+        fmt = entry.get("format")
+        if isinstance(fmt, str) and fmt in formats:
+            fmt = formats[fmt]
+        if not isinstance(fmt, dict):
+            fmt = entry
+        return entry, fmt
+    raise FormatError(f"{path_name(path)}: .smlm manifest lists no table")
+
+
+def read_smlm(path, pixel_size_nm=None):
+    given = check_pixel_size(pixel_size_nm, path)
+    manifest = read_manifest(path)
+    entry, fmt = _table_entry(manifest, path)
+    headers = [str(h).strip().lower() for h in (fmt.get("headers") or entry.get("headers") or [])]
+    dtypes = [str(d).strip().lower() for d in (fmt.get("dtype") or entry.get("dtype") or [])]
+    units = list(fmt.get("units") or entry.get("units") or [None] * len(headers))
+    if not headers or len(headers) != len(dtypes) or any(d not in _DTYPES for d in dtypes):
+        raise FormatError(
+            f"{path_name(path)}: .smlm manifest needs matching 'headers' and numeric 'dtype' "
+            f"lists; found headers {headers} and dtype {dtypes}"
+        )
+    if len(units) != len(headers):
+        units = [None] * len(headers)
+    dtypes = [{"float": "float32", "double": "float64", "int": "int32", "uint": "uint32"}
+              .get(d, d) for d in dtypes]
+    record = np.dtype([(f"c{i}", "<" + np.dtype(d).str[1:]) for i, d in enumerate(dtypes)])
+    rows = int(entry.get("rows", fmt.get("rows", -1)))
+    offset = int(fmt.get("offset", entry.get("offset", 0)) or 0)
+    member = entry.get("name") or entry.get("data") or entry.get("file")
+    with zipfile.ZipFile(path) as zf:
+        if member not in zf.namelist():
+            raise FormatError(
+                f"{path_name(path)}: .smlm table {member!r} not in the archive; found "
+                f"{', '.join(zf.namelist())}"
+            )
+        raw = zf.read(member)
+    available = (len(raw) - offset) // record.itemsize if len(raw) >= offset else 0
+    if rows < 0:
+        rows = available
+    if rows > available:
+        raise FormatError(
+            f"{path_name(path)}: .smlm table {member!r} is truncated: manifest says {rows} rows "
+            f"of {record.itemsize} bytes, found {available}"
+        )
+    table = np.frombuffer(raw, dtype=record, count=rows, offset=offset)
+    by_name = {}
+    for i, h in enumerate(headers):
+        by_name.setdefault(h, i)
+        by_name.setdefault(parse_unit(h)[0], i)
+    columns, original, px_used = {}, {}, None
+    for canonical, aliases in _NAMES.items():
+        idx = next((by_name[a] for a in aliases if a in by_name), None)
+        if idx is None:
+            continue
+        values = table[f"c{idx}"].astype(np.float64)
+        if canonical in ("x_nm", "y_nm", "z_nm", "sigma_nm"):
+            unit = units[idx] or parse_unit(headers[idx])[1] or "nm"
+            factor = unit_factor(str(unit), given, path=path, column=headers[idx])
+            if str(unit).lower() in ("px", "pixel", "pixels"):
+                px_used = given
+            values = values * factor
+        columns[canonical], original[canonical] = values, headers[idx]
+    for axis in ("x_nm", "y_nm"):
+        if axis not in columns:
+            raise FormatError(
+                f"{path_name(path)}: no {axis[0]} column in the .smlm table: found headers "
+                f"{', '.join(headers)}"
+            )
+    return build_localisations(
+        columns, path=path, fmt="smlm", original_columns=original, pixel_size_nm=px_used,
+        pixel_size_source="argument" if px_used else None,
+    )
