@@ -10,7 +10,9 @@ autodiff or by one mollifier layer, noise 0 / 1 / 5 / 10 %. One generic training
 with the same optimiser (Adam), learning rate and step budget for both derivative methods. Per
 cell it records wall time to the step budget, time to a target loss (the data-misfit term, the
 same definition for both methods) and to a target recovery error, peak memory (CPU: VmHWM of a
-fresh child process above its baseline after setup; CUDA: ``torch.cuda.max_memory_allocated``),
+fresh child process above its live memory, over two steps run before the timed ones with glibc
+set to return freed memory; CUDA: ``torch.cuda.max_memory_allocated`` of the timed steps;
+meters from ``benchmarks/_memory.py``),
 Pearson r and relative L2 of the recovered lambda (on the interior the mollified residual
 covers, for both methods), and the final residual.
 
@@ -19,8 +21,12 @@ covers, for both methods), and the final residual.
     python benchmarks/paper.py --problems chromatin --backbones pinn --methods mollifier \\
         --noise 0.05 --seeds 0 --steps 200          # one custom slice
 
+The 4th-order ``chromatin`` data are a simulated steady state, cached under
+benchmarks/results/sim_cache/ (``--sim-cache``) so repeated runs do not re-simulate.
+
 Results: a markdown report on stdout and JSON (``--out``, default
-benchmarks/results/paper_<mode>.json); ``--plot PNG`` draws time / memory / r figures.
+benchmarks/results/paper_<mode>.json); ``--plot PNG`` draws time / memory / r figures (needs
+matplotlib; without it the figure is skipped with a message).
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ import argparse
 import json
 import math
 import multiprocessing as mp
+import os
 import platform
+import queue as queue_module
 import statistics
 import sys
 import time
@@ -39,7 +47,13 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from _paper_problems import PROBLEM_ORDERS, make_problem  # noqa: E402
+from _memory import (  # noqa: E402
+    MALLOC_ENV,
+    MMAP_THRESHOLD_BYTES,
+    PeakMeter,
+    malloc_tunables_active,
+)
+from _paper_problems import PROBLEM_ORDERS, make_problem, simulated_steady_state  # noqa: E402
 
 BACKBONES = ("pinn", "pirate", "pinnsformer")
 METHODS = ("autodiff", "mollifier")
@@ -62,12 +76,17 @@ TARGETS = {"speedup_4th": 10.0, "r_pinn_5pct": 0.9, "r_pirate_5pct": 0.95}
 MODES = {
     "quick": {
         "preset": "default",
-        "grid": {"langevin": 192, "heat": 40, "heat-div": 40, "chromatin": 40},
-        "steps": {"langevin": 1000, "heat": 300, "heat-div": 300, "chromatin": 300},
+        "grid": {"langevin": 192, "heat": 40, "heat-div": 40, "chromatin": 40,
+                 "chromatin-manufactured": 40},
+        # 4th order, simulated: the mollified PINN's loss still halves between steps 300 and
+        # 700 (plateau from ~700), so 300 steps would report an unconverged run
+        "steps": {"langevin": 1000, "heat": 300, "heat-div": 300, "chromatin": 1000,
+                  "chromatin-manufactured": 300},
         "lr": 5e-3,
         # nested autodiff at 2nd / 4th order takes seconds per step on 2 CPU cores: such cells
-        # stop after 40 s and report the measured time per step x the budget (marked *)
-        "time_limit_s": 40.0,
+        # stop after 40 s and report the measured time per step x the budget (marked *);
+        # mollifier cells get 180 s (PINNsFormer: 75-95 ms/step x 1000 steps at 4th order)
+        "time_limit_s": {"autodiff": 40.0, "mollifier": 180.0},
         "seeds": (0,),
         "problems": ("langevin", "heat", "chromatin"),
         # main matrix: every backbone x method at 5 % noise; noise sweep: mollified PINN and
@@ -81,8 +100,10 @@ MODES = {
     },
     "full": {
         "preset": "paper",
-        "grid": {"langevin": 1024, "heat": 128, "heat-div": 128, "chromatin": 128},
-        "steps": {"langevin": 5000, "heat": 5000, "heat-div": 5000, "chromatin": 5000},
+        "grid": {"langevin": 1024, "heat": 128, "heat-div": 128, "chromatin": 128,
+                 "chromatin-manufactured": 128},
+        "steps": {"langevin": 5000, "heat": 5000, "heat-div": 5000, "chromatin": 5000,
+                  "chromatin-manufactured": 5000},
         "lr": 1e-3,
         "time_limit_s": None,
         "seeds": (0, 1, 2),
@@ -97,27 +118,6 @@ MODES = {
 
 
 # --- one training run -----------------------------------------------------------------------
-def _peak_reset():
-    """Reset the kernel's RSS high-water mark of this process (Linux); False if unsupported."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def _rss_hwm_bytes() -> int:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def _pearson(a, b) -> float:
     import numpy as np
 
@@ -137,11 +137,13 @@ def train_cell(
     lr: float = 2e-3,
     preset: str = "default",
     residual_weight: float = 1.0,
-    target_error: float = 0.25,
+    target_error: float | None = None,
     device: str = "cpu",
     measure_memory: bool = True,
     time_limit_s: float | None = None,
     min_steps: int = 2,
+    sim_cache: str | None = None,
+    memory_steps: int = 2,
 ) -> dict:
     """Train one backbone on one problem with one derivative method; return the metrics.
 
@@ -153,6 +155,18 @@ def train_cell(
     ``time_limit_s`` stops a run early (after at least ``min_steps``) when its training time
     exceeds the limit: ``steps_done`` < ``steps``, ``projected`` is True and ``time_s`` is the
     measured time per step times ``steps`` (recovery metrics are those after ``steps_done``).
+
+    ``target_error`` None takes the problem's own (relative L2 of lambda; see
+    ``Problem.target_error``). ``sim_cache`` is the folder of cached simulations (simulated
+    ``chromatin`` only). ``peak_mb`` is None where memory cannot be measured.
+
+    Memory on CPU is measured *before* the timed run, over ``memory_steps`` steps of a
+    throw-away copy of the network (same seed), with glibc set to return freed memory to the
+    OS (:func:`_malloc_returns_memory`); then the default allocator behaviour is restored, the
+    network and optimiser are rebuilt from the seed and the timed run starts. Timing with
+    those tunables on would be wrong: every large tensor becomes a fresh mmap, and nested
+    4th-order autodiff ran ~2x slower (mollifier ~1.2x). On CUDA the peak is that of the
+    timed steps.
     """
     import numpy as np
     import torch
@@ -162,16 +176,25 @@ def train_cell(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, found {method!r}")
     dev = torch.device(device)
-    prob = make_problem(problem, grid, noise, seed=seed)
+    cpu_memory = measure_memory and dev.type != "cuda"
+    # before any large allocation: freed blocks then never linger in the heap's bins
+    tunables = _malloc_returns_memory(True) if cpu_memory else None
+    prob = make_problem(problem, grid, noise, seed=seed, sim_cache=sim_cache, sim_device=device)
+    if target_error is None:
+        target_error = prob.target_error
     dtype = torch.float32
     coords = torch.as_tensor(prob.coords, dtype=dtype, device=dev)
     data = torch.as_tensor(prob.data, dtype=dtype, device=dev)
     mean = data.reshape(prob.n_fields, -1).mean(1)
     std = data.reshape(prob.n_fields, -1).std(1)
-    net = build_backbone(
-        backbone, in_dim=prob.ndim, out_dim=prob.n_fields + 1, preset=preset, seed=seed
-    ).to(dev)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+
+    def build():
+        net = build_backbone(
+            backbone, in_dim=prob.ndim, out_dim=prob.n_fields + 1, preset=preset, seed=seed
+        ).to(dev)
+        return net, torch.optim.Adam(net.parameters(), lr=lr)
+
+    net, opt = build()
     layers = {k: v.to(dev) for k, v in prob.layers(dtype).items()}
     known_moll = prob.mollify_known(layers, dtype, dev)
     known_flat = {
@@ -211,13 +234,17 @@ def train_cell(
         est = prob.interior(lam.reshape(prob.shape).cpu().numpy().astype(np.float64))
         return float(np.linalg.norm(est - truth_c) / np.linalg.norm(truth_c)), est
 
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        base = _peak_reset() and _rss_hwm_bytes()
-        base = base or _rss_hwm_bytes()
+    meter = PeakMeter(device)
+    peak_mb = None
+    if cpu_memory:
+        meter.start()  # after setup: the peak of training steps alone
+        for _ in range(memory_steps):
+            step()
+        peak_mb = meter.peak_mb()
+        _malloc_returns_memory(False)
+        net, opt = build()  # the timed run starts from the same initialisation
+    elif measure_memory:
+        meter.start()
     curve, t_loss, t_err = [], None, None
     monitor = 0.0  # seconds spent on metric bookkeeping, excluded from the timings
     t0 = time.perf_counter()
@@ -242,11 +269,9 @@ def train_cell(
         torch.cuda.synchronize()
     measured = time.perf_counter() - t0 - monitor
     total = measured * steps / steps_done
-    if dev.type == "cuda":
-        peak = torch.cuda.max_memory_allocated() - base
-    else:
-        peak = _rss_hwm_bytes() - base
     err, est = lam_error(lam)
+    if measure_memory and not cpu_memory:
+        peak_mb = meter.peak_mb()
     return {
         "problem": problem,
         "order": PROBLEM_ORDERS[problem],
@@ -272,7 +297,9 @@ def train_cell(
         "time_to_target_loss_s": t_loss,
         "target_error": target_error,
         "time_to_target_error_s": t_err,
-        "peak_mb": (max(peak, 0) / 2**20) if measure_memory else None,
+        "peak_mb": peak_mb,
+        "memory_method": meter.method if measure_memory else "not measured",
+        "malloc_tunables": tunables,
         "pearson_r": _pearson(est, truth_c),
         "rel_l2": err,
         "final_loss": loss,
@@ -280,35 +307,82 @@ def train_cell(
         "final_residual": math.sqrt(res_loss),
         "loss_curve": curve,
         "device": device,
+        "data_info": prob.info,
     }
 
 
-def _worker(kwargs, threads, queue):
+#: glibc's defaults once its dynamic mmap threshold has grown to its 64-bit maximum (blocks up
+#: to 32 MiB come from the heap, the heap top is trimmed above twice that), as after warm-up
+_MALLOC_DEFAULT_MMAP_BYTES = 32 * 2**20
+_MALLOC_DEFAULT_TRIM_BYTES = 2 * _MALLOC_DEFAULT_MMAP_BYTES
+
+
+def _malloc_returns_memory(on: bool) -> bool | None:
+    """Switch glibc malloc to hand freed memory back to the OS (``on``) or back to defaults.
+
+    ``on``: the tunables ``benchmarks/_memory.py`` sets through the environment before
+    spawning (mmap every block >= ``MMAP_THRESHOLD_BYTES``, trim the heap top on every free),
+    applied at run time with ``mallopt`` so that they can be switched off again for the timed
+    steps. Returns whether a 96 KiB block is now mmapped (``_memory.malloc_tunables_active``),
+    None where this is not glibc (the peak may then include freed memory).
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mmap_bytes = MMAP_THRESHOLD_BYTES if on else _MALLOC_DEFAULT_MMAP_BYTES
+        trim_bytes = 0 if on else _MALLOC_DEFAULT_TRIM_BYTES
+        libc.mallopt(-3, mmap_bytes)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, trim_bytes)  # M_TRIM_THRESHOLD
+        if on:
+            libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return None
+    return malloc_tunables_active() if on else None
+
+
+def _cell_job(threads: int = 1, **kwargs) -> dict:
+    """Child-process entry: one :func:`train_cell` with ``threads`` torch threads."""
     import torch
 
     # one thread by default: on a shared 2-core box two OpenMP threads competing with other
     # processes slow some cells down by 10-50x (spin-waiting), which would make timings random
     torch.set_num_threads(threads)
+    return train_cell(**kwargs)
+
+
+def _child(kwargs, queue):
     try:
-        queue.put(train_cell(**kwargs))
-    except Exception as exc:  # report, do not hang the parent
-        queue.put({**kwargs, "error": f"{type(exc).__name__}: {exc}"})
+        queue.put(_cell_job(**kwargs))
+    except Exception as exc:  # report, do not leave the parent waiting
+        queue.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
 def run_isolated(kwargs: dict, threads: int = 1, timeout_s: float = 1800) -> dict:
-    """Run :func:`train_cell` in a fresh spawned process so its peak memory is its own."""
+    """Run :func:`train_cell` in a fresh spawned process so its peak memory is its own.
+
+    Not ``_memory.run_isolated``: that sets the malloc tunables in the environment before
+    spawning, which slows the timed steps (see :func:`train_cell`); here the child switches
+    them on for its memory steps only. The parent's environment must not carry them.
+    """
+    for name in MALLOC_ENV:
+        if name in os.environ:
+            print(f"warning: {name} is set: timings include its allocator cost", file=sys.stderr)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_worker, args=(kwargs, threads, queue))
+    proc = ctx.Process(target=_child, args=({"threads": threads, **kwargs}, queue))
     proc.start()
     try:
-        result = queue.get(timeout=timeout_s)
-    except Exception:
-        result = {**kwargs, "error": f"no result within {timeout_s} s"}
-    proc.join(10)
+        result = queue.get(timeout=timeout_s)  # before join: a full pipe would block the child
+    except queue_module.Empty:
+        result = {"error": f"no result within {timeout_s:.0f} s"}
+        proc.kill()
+    proc.join(30)
     if proc.is_alive():
         proc.kill()
-    return result
+        proc.join()
+    return {**kwargs, **result} if "error" in result else result
 
 
 # --- aggregation and tables -----------------------------------------------------------------
@@ -320,18 +394,33 @@ def _fmt(v, spec=".3g"):
     return format(v, spec)
 
 
-def _agg(values, spec=".3g"):
-    """'median' or 'median [min, max]' over seeds; '-' when none is defined."""
+def _agg(values, spec=".3g", missing="not reached"):
+    """'median' or 'median [min, max]' over seeds; '-' when none is defined.
+
+    ``missing`` names why a value is undefined (None: just '-').
+    """
     vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not vals:
-        return "-" if not values else f"- ({len(values)} not reached)"
+        return "-" if not values or missing is None else f"- ({len(values)} {missing})"
     med = statistics.median(vals)
     text = _fmt(med, spec)
     if len(vals) > 1:
         text += f" [{_fmt(min(vals), spec)}, {_fmt(max(vals), spec)}]"
-    if len(vals) < len(values):
-        text += f" ({len(values) - len(vals)}/{len(values)} not reached)"
+    if len(vals) < len(values) and missing is not None:
+        text += f" ({len(values) - len(vals)}/{len(values)} {missing})"
     return text
+
+
+def _median(values):
+    """Median of the defined values (None where there is none, e.g. memory not measured)."""
+    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return statistics.median(vals) if vals else None
+
+
+def _fourth(cells) -> list[dict]:
+    """The 4th-order cells compared with the paper: the simulated problem when present."""
+    ok = [c for c in cells if c.get("order") == 4 and "error" not in c]
+    return [c for c in ok if c["problem"] == "chromatin"] or ok
 
 
 def _groups(cells, keys):
@@ -365,7 +454,7 @@ def matrix_table(cells) -> str:
             f"{f' ({done})' if done < steps else ''} | "
             f"{_agg(g('time_s'))}{star} | {_agg(g('step_ms'))} | "
             f"{_agg(g('time_to_target_loss_s'))} | "
-            f"{_agg(g('time_to_target_error_s'))} | {_agg(g('peak_mb'))} | "
+            f"{_agg(g('time_to_target_error_s'))} | {_agg(g('peak_mb'), missing=None)} | "
             f"{_agg(g('pearson_r'), '.3f')} | {_agg(g('rel_l2'), '.3f')} | "
             f"{_agg(g('final_residual'))} |"
         )
@@ -386,11 +475,11 @@ def ratio_table(cells) -> str:
             continue
 
         def med(m, name, by=by):
-            return statistics.median(c[name] for c in by[m])
+            return _median([c[name] for c in by[m]])
 
         t = med("autodiff", "time_s") / med("mollifier", "time_s")
-        mem_m = med("mollifier", "peak_mb")
-        mem = med("autodiff", "peak_mb") / mem_m if mem_m and mem_m > 0 else float("nan")
+        mem_a, mem_m = med("autodiff", "peak_mb"), med("mollifier", "peak_mb")
+        mem = mem_a / mem_m if mem_a is not None and mem_m else float("nan")
         rows.append(
             f"| {order} | {problem} | {grid} | {backbone} | {noise:.0%} | {t:.1f}x | "
             f"{mem:.1f}x | {med('autodiff', 'pearson_r'):.3f} | "
@@ -401,7 +490,7 @@ def ratio_table(cells) -> str:
 
 def paper_table(cells) -> str:
     """Our 4th-order numbers next to the paper's published ones."""
-    fourth = [c for c in cells if c.get("order") == 4 and "error" not in c]
+    fourth = _fourth(cells)
     noise_pref = 0.05 if any(c["noise"] == 0.05 for c in fourth) else None
 
     def pick(backbone, method, name):
@@ -412,9 +501,10 @@ def paper_table(cells) -> str:
             and c["method"] == method
             and (noise_pref is None or c["noise"] == noise_pref)
         ]
-        return statistics.median(vals) if vals else None
+        return _median(vals)
 
-    rows = ["| quantity (4th order) | paper (GPU) | ours |\n|---|---|---|"]
+    problem = fourth[0]["problem"] if fourth else "chromatin"
+    rows = [f"| quantity (4th order, ours: `{problem}`) | paper (GPU) | ours |\n|---|---|---|"]
     for bb in ("pinn", "pirate"):
         ta, tm = pick(bb, "autodiff", "time_s"), pick(bb, "mollifier", "time_s")
         ma, mm = pick(bb, "autodiff", "peak_mb"), pick(bb, "mollifier", "peak_mb")
@@ -451,18 +541,17 @@ def paper_table(cells) -> str:
 
 def targets_table(cells) -> str:
     """The issue's targets: pass / fail with the measured value."""
-    fourth = [c for c in cells if c.get("order") == 4 and "error" not in c and c["noise"] == 0.05]
+    fourth = [c for c in _fourth(cells) if c["noise"] == 0.05]
 
     def med(bb, m, name):
-        vals = [c[name] for c in fourth if c["backbone"] == bb and c["method"] == m]
-        return statistics.median(vals) if vals else None
+        return _median([c[name] for c in fourth if c["backbone"] == bb and c["method"] == m])
 
     rows = ["| target | measured | met |\n|---|---|---|"]
     for bb in ("pinn", "pirate"):
         for name, label in (("time_s", "time"), ("peak_mb", "memory")):
             a, m = med(bb, "autodiff", name), med(bb, "mollifier", name)
             if a is None or not m:
-                continue
+                continue  # not run, or memory not measured
             ratio = a / m
             rows.append(
                 f"| 4th order {bb}: >= 10x less {label} | {ratio:.1f}x | "
@@ -478,6 +567,32 @@ def targets_table(cells) -> str:
     return "\n".join(rows)
 
 
+def baselines_table(cells) -> str:
+    """Network-free estimates of lambda on the same noisy data (4th order), for reference."""
+    rows = [
+        "| problem | grid | noise | seeds | direct weak form r | mass balance r (no derivatives) "
+        "| pointwise phi_h/phi_e r |\n|" + "---|" * 7
+    ]
+    seen: dict = {}
+    for c in cells:
+        ref = (c.get("data_info") or {}).get("reference_r")
+        if "error" not in c and ref:
+            seen[(c["problem"], c["grid"], c["noise"], c["seed"])] = ref
+    by: dict = {}
+    for (problem, grid, noise, _), ref in sorted(seen.items()):
+        by.setdefault((problem, grid, noise), []).append(ref)
+    for (problem, grid, noise), refs in sorted(by.items()):
+
+        def g(name, refs=refs):
+            return _agg([r[name] for r in refs], ".3f")
+
+        rows.append(
+            f"| {problem} | {grid} | {noise:.0%} | {len(refs)} | {g('direct')} | "
+            f"{g('mass_balance')} | {g('pointwise_ratio')} |"
+        )
+    return "\n".join(rows) if len(rows) > 1 else ""
+
+
 def scaling_table(cells) -> str:
     rows = [
         "| order | problem | grid | points | autodiff ms/step | mollifier ms/step | time ratio | "
@@ -488,19 +603,31 @@ def scaling_table(cells) -> str:
         if set(by) != set(METHODS):
             continue
         a, m = by["autodiff"], by["mollifier"]
-        mem = a["peak_mb"] / m["peak_mb"] if m["peak_mb"] else float("nan")
+        measured = a["peak_mb"] is not None and m["peak_mb"]
+        mem = a["peak_mb"] / m["peak_mb"] if measured else float("nan")
         rows.append(
             f"| {key[0]} | {key[1]} | {key[2]} | {a['points']} | {a['step_ms']:.1f} | "
-            f"{m['step_ms']:.1f} | {a['step_ms'] / m['step_ms']:.1f}x | {a['peak_mb']:.0f} | "
-            f"{m['peak_mb']:.0f} | {mem:.1f}x |"
+            f"{m['step_ms']:.1f} | {a['step_ms'] / m['step_ms']:.1f}x | "
+            f"{_fmt(a['peak_mb'], '.0f')} | {_fmt(m['peak_mb'], '.0f')} | {mem:.1f}x |"
         )
     return "\n".join(rows)
 
 
-def plot(results: dict, path: str) -> None:
-    """Three panels: step time and peak memory vs order / grid (scaling runs), r vs noise."""
-    import matplotlib
-    import matplotlib.ticker
+def plot(results: dict, path: str) -> bool:
+    """Three panels: step time and peak memory vs order / grid (scaling runs), r vs noise.
+
+    Returns False (with a message on stderr, no exception) when matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+        import matplotlib.ticker
+    except ImportError:
+        print(
+            f"--plot {path}: skipped, matplotlib is not installed "
+            "(pip install matplotlib, or the package's 'testing' extra)",
+            file=sys.stderr,
+        )
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -523,7 +650,9 @@ def plot(results: dict, path: str) -> None:
             kw = dict(marker=markers[order], color=colors[order])
             label = f"{method}, order {order}"
             axes[0].plot(xs, [p[1] for p in pts], style, label=label, **kw)
-            axes[1].plot(xs, [max(p[2], 1e-1) for p in pts], style, **kw)
+            mem = [(x, p[2]) for x, p in zip(xs, pts) if p[2] is not None]
+            if mem:
+                axes[1].plot([m[0] for m in mem], [max(m[1], 1e-1) for m in mem], style, **kw)
     for ax, title in ((axes[0], "time per step (ms)"), (axes[1], "peak memory (MB)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -532,7 +661,7 @@ def plot(results: dict, path: str) -> None:
         ax.set_title(title, fontsize=10)
     if axes[0].get_legend_handles_labels()[0]:
         axes[0].legend(fontsize=7)
-    fourth = [c for c in cells if c["order"] == 4]
+    fourth = _fourth(cells)
     for (bb, method), group in sorted(_groups(fourth, ("backbone", "method")).items()):
         by_noise: dict = {}
         for c in group:
@@ -547,7 +676,19 @@ def plot(results: dict, path: str) -> None:
             label=f"{bb} {method}" + (" (run cut short)" if cut else ""),
         )
     axes[2].set_xlabel("noise (% of field std)")
-    axes[2].set_title("Pearson r of lambda, 4th order", fontsize=10)
+    refs: dict = {}  # the network-free weak-form estimate on the same data, per noise
+    for c in fourth:
+        ref = (c.get("data_info") or {}).get("reference_r", {}).get("direct")
+        if ref is not None:
+            refs.setdefault(c["noise"], {})[c["seed"]] = ref
+    if refs:
+        xs = sorted(refs)
+        axes[2].plot(
+            [100 * x for x in xs], [statistics.median(refs[x].values()) for x in xs], ":",
+            color="gray", label="direct weak form (no network)",
+        )  # fmt: skip
+    problem = fourth[0]["problem"] if fourth else "chromatin"
+    axes[2].set_title(f"Pearson r of lambda, 4th order ({problem})", fontsize=10)
     axes[2].set_ylim(-0.3, 1.05)
     if axes[2].get_legend_handles_labels()[0]:
         axes[2].legend(fontsize=6, loc="lower left")
@@ -555,6 +696,7 @@ def plot(results: dict, path: str) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+    return True
 
 
 # --- driver ---------------------------------------------------------------------------------
@@ -566,15 +708,21 @@ def plan(args) -> tuple[list[dict], list[dict]]:
     methods = args.methods or METHODS
     seeds = args.seeds if args.seeds is not None else mode["seeds"]
     noises = args.noise if args.noise is not None else mode["matrix_noise"]
-    base = dict(lr=args.lr or mode["lr"], preset=mode["preset"], device=args.device)
+    base = dict(
+        lr=args.lr or mode["lr"], preset=mode["preset"], device=args.device,
+        sim_cache=args.sim_cache,
+    )  # fmt: skip
     limit = mode["time_limit_s"] if args.time_limit is None else args.time_limit
-    limit = limit or None
+
+    def limit_of(method):
+        value = limit.get(method) if isinstance(limit, dict) else limit
+        return value or None  # 0 / None: never cut
 
     def cell(problem, backbone, method, noise, seed):
         return dict(
             problem=problem, backbone=backbone, method=method, noise=noise, seed=seed,
             grid=args.grid or mode["grid"][problem],
-            steps=args.steps or mode["steps"][problem], time_limit_s=limit, **base,
+            steps=args.steps or mode["steps"][problem], time_limit_s=limit_of(method), **base,
         )  # fmt: skip
 
     cells = [
@@ -616,13 +764,43 @@ def plan(args) -> tuple[list[dict], list[dict]]:
     return cells, scaling
 
 
+def prepare_simulations(todo: list[dict], threads: int = 1) -> list[dict]:
+    """Simulate (or find in the cache) every steady state the ``chromatin`` cells need.
+
+    Done once in the parent, before any cell, so that no cell's child process simulates and
+    the cells only read the cache. Returns one report per simulation.
+    """
+    import torch
+    from _paper_problems import DEFAULT_SIM
+
+    torch.set_num_threads(threads)  # two OpenMP threads on a busy 2-core box: see _cell_job
+    per_tile = DEFAULT_SIM.pixels_per_tile
+    keys = sorted(
+        {(kw["seed"], -(-kw["grid"] // per_tile), kw["device"], kw.get("sim_cache"))
+         for kw in todo if kw["problem"] == "chromatin"},
+        key=str,
+    )  # fmt: skip
+    reports = []
+    for seed, tiles, device, cache in keys:
+        sim = simulated_steady_state(seed, tiles, cache, device)
+        rep = {k: v for k, v in sim["report"].items() if k != "key"}
+        reports.append(rep)
+        how = "from cache" if rep["cached"] else f"simulated in {rep['elapsed_s']:.1f} s"
+        print(
+            f"[data] chromatin seed {seed}: {rep['n']}^2 on {rep['L']:g} x {rep['L']:g} units, "
+            f"max |dphi/dt| {rep['max_rate']:.2g} at t = {rep['t_end']:g}, {how} "
+            f"({rep['file']})",
+            file=sys.stderr,
+            flush=True,
+        )
+    return reports
+
+
 def machine_name(device: str, threads: int = 1) -> str:
     import torch
 
     if device.startswith("cuda"):
         return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    import os
-
     return (
         f"{platform.machine()} CPU, {os.cpu_count()} cores, {threads} torch thread(s) per "
         f"cell, torch {torch.__version__}"
@@ -652,6 +830,9 @@ def report(results: dict) -> str:
         "",
         targets_table(cells),
     ]
+    baselines = baselines_table(cells)
+    if baselines:
+        parts += ["", "### Data baselines (4th order, no network, same noisy data)", "", baselines]
     if scaling:
         parts += [
             "",
@@ -691,10 +872,15 @@ def main(argv=None) -> dict:
     parser.add_argument("--no-scaling", action="store_true", help="skip the grid-size runs")
     parser.add_argument("--in-process", action="store_true", help="no child processes (no memory)")
     parser.add_argument("--out", help="JSON path (default benchmarks/results/paper_<mode>.json)")
-    parser.add_argument("--plot", help="PNG path for the figure")
+    parser.add_argument("--plot", help="PNG path for the figure (needs matplotlib)")
+    parser.add_argument(
+        "--sim-cache",
+        help="folder of cached chromatin simulations (default benchmarks/results/sim_cache)",
+    )
     args = parser.parse_args(argv)
 
     cells, scaling = plan(args)
+    simulations = prepare_simulations(cells + scaling, args.threads)
     t0 = time.perf_counter()
     results = {
         "mode": args.mode,
@@ -702,6 +888,7 @@ def main(argv=None) -> dict:
         "device": args.device,
         "machine": machine_name(args.device, args.threads),
         "paper": _paper_json(),
+        "simulations": simulations,
         "cells": [],
         "scaling": [],
     }
@@ -730,8 +917,7 @@ def main(argv=None) -> dict:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
     print(f"\nresults written to {out}")
-    if args.plot:
-        plot(results, args.plot)
+    if args.plot and plot(results, args.plot):
         print(f"figure written to {args.plot}")
     return results
 

@@ -41,8 +41,15 @@ def accuracy(quick: bool) -> list[dict]:
     cases = [(64, 4.0, 0.05)] if quick else [(64, 4.0, 0.05), (128, 8.0, 0.05), (128, 8.0, 0.01)]
     for n, length, noise in cases:
         fields, truth = manufactured(n=n, length=length, seed=0, noise=noise)
-        cfg = InferenceConfig(method="pinn", steps=240 if quick else 900, patch_size=32,
-                              ensemble_size=3, device="cpu", seed=0, learning_rate=2e-3)
+        cfg = InferenceConfig(
+            method="pinn",
+            steps=240 if quick else 900,
+            patch_size=32,
+            ensemble_size=3,
+            device="cpu",
+            seed=0,
+            learning_rate=2e-3,
+        )
         t0 = time.perf_counter()
         result = infer_rates(fields, cfg)
         seconds = time.perf_counter() - t0
@@ -54,12 +61,22 @@ def accuracy(quick: bool) -> list[dict]:
         # coverage of the +-2 sigma ensemble interval
         inside = np.abs(result.ratio - truth) <= 2 * result.uncertainty
         coverage = float(np.mean(inside[valid]))
-        rows.append({
-            "data": f"manufactured {n}^2, box {length}", "noise": noise, "steps": cfg.steps,
-            "pinn_r": r_p, "pinn_rel_l2": rel_p, "closed_form_r": r_c, "closed_form_rel_l2": rel_c,
-            "mean_ratio_error": float(np.nanmean(result.ratio[valid]) / truth[valid].mean() - 1),
-            "coverage_2sigma": coverage, "seconds": seconds,
-        })
+        rows.append(
+            {
+                "data": f"manufactured {n}^2, box {length}",
+                "noise": noise,
+                "steps": cfg.steps,
+                "pinn_r": r_p,
+                "pinn_rel_l2": rel_p,
+                "closed_form_r": r_c,
+                "closed_form_rel_l2": rel_c,
+                "mean_ratio_error": float(
+                    np.nanmean(result.ratio[valid]) / truth[valid].mean() - 1
+                ),
+                "coverage_2sigma": coverage,
+                "seconds": seconds,
+            }
+        )
     return rows
 
 
@@ -90,17 +107,28 @@ def autodiff_vs_mollified(threads: int, quick: bool) -> list[dict]:
         for patch in (8, 16) if quick else (16, 32):
             entry = {"backbone": backbone, "patch": patch, "steps": steps}
             for method in ("pinn", "pinn-autodiff"):
-                code = _MODE_SCRIPT.format(tests=str(ROOT / "tests"), threads=threads,
-                                           method=method, backbone=backbone, steps=steps,
-                                           patch=patch)
-                out = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                                     text=True, check=True, cwd=ROOT)
+                code = _MODE_SCRIPT.format(
+                    tests=str(ROOT / "tests"),
+                    threads=threads,
+                    method=method,
+                    backbone=backbone,
+                    steps=steps,
+                    patch=patch,
+                )
+                out = subprocess.run(
+                    [sys.executable, "-c", code],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    cwd=ROOT,
+                )
                 numbers = json.loads(out.stdout.strip().splitlines()[-1])
                 entry[f"{method}_s_per_step"] = numbers["train_s"] / steps
                 entry[f"{method}_rss_growth_mb"] = numbers["rss_growth_mb"]
             entry["time_ratio"] = entry["pinn-autodiff_s_per_step"] / entry["pinn_s_per_step"]
-            entry["memory_ratio"] = (max(entry["pinn-autodiff_rss_growth_mb"], 1e-3)
-                                     / max(entry["pinn_rss_growth_mb"], 1e-3))
+            entry["memory_ratio"] = max(entry["pinn-autodiff_rss_growth_mb"], 1e-3) / max(
+                entry["pinn_rss_growth_mb"], 1e-3
+            )
             rows.append(entry)
     return rows
 
@@ -114,9 +142,16 @@ def default_speed(n: int) -> dict:
     cfg = InferenceConfig(method="pinn", device="auto")
     t0 = time.perf_counter()
     result = infer_rates(fields, cfg)
-    return {"size": n, "seconds": time.perf_counter() - t0, "timings": result.timings,
-            "device": result.metadata["device"], "device_reason": result.metadata["device_reason"],
-            "steps": cfg.steps, "ensemble": cfg.ensemble_size, "patch": cfg.patch_size}
+    return {
+        "size": n,
+        "seconds": time.perf_counter() - t0,
+        "timings": result.timings,
+        "device": result.metadata["device"],
+        "device_reason": result.metadata["device_reason"],
+        "steps": cfg.steps,
+        "ensemble": cfg.ensemble_size,
+        "patch": cfg.patch_size,
+    }
 
 
 def _table(rows: list[dict]) -> str:
@@ -151,14 +186,19 @@ def main() -> None:
         print("## Accuracy (5 % / 1 % noise on the fields)\n\n" + _table(report["accuracy"]) + "\n")
     if "autodiff" not in args.skip:
         report["autodiff_vs_mollified"] = autodiff_vs_mollified(args.threads, args.quick)
-        print("## Autodiff vs mollified (per training step, CPU)\n\n"
-              + _table(report["autodiff_vs_mollified"]) + "\n")
+        print(
+            "## Autodiff vs mollified (per training step, CPU)\n\n"
+            + _table(report["autodiff_vs_mollified"])
+            + "\n"
+        )
     if "speed" not in args.skip:
         speed = default_speed(args.speed_size)
         report["default_speed"] = speed
-        print(f"## Default 'Infer rates' on {speed['size']}^2\n\n"
-              f"{speed['seconds']:.1f} s on {speed['device']} ({speed['device_reason']}); "
-              f"timings {speed['timings']}\n")
+        print(
+            f"## Default 'Infer rates' on {speed['size']}^2\n\n"
+            f"{speed['seconds']:.1f} s on {speed['device']} ({speed['device_reason']}); "
+            f"timings {speed['timings']}\n"
+        )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2, default=float))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

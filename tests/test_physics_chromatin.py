@@ -132,3 +132,26 @@ def test_fields_from_phases_and_density():
         ChromatinFields.from_density(density)
     with pytest.raises(FieldsError, match="shape"):
         ChromatinFields.from_density(np.zeros((3, 4, 4, 4)), pixel_size_nm=10.0)
+
+
+def test_mean_anchored_calibration():
+    """anchor='mean': contrast from the percentiles, level from <phi_w> and the given phi_e."""
+    rng = np.random.default_rng(1)
+    density = 40 + 25 * np.sin(np.arange(64) / 2.0)[None, :] + 5 * rng.random((64, 64))
+    mask = np.ones((64, 64), bool)
+    plain = ChromatinFields.from_density(density, pixel_size_nm=20.0, mask=mask)
+    cal = CalibrationParams(phi_e=0.2, anchor="mean")
+    anchored = ChromatinFields.from_density(density, pixel_size_nm=20.0, mask=mask,
+                                            calibration=cal)
+    assert anchored.phi_w.mean() == pytest.approx(0.5, abs=1e-6)
+    assert anchored.phi_h.mean() == pytest.approx(1 - 0.5 - 0.2, abs=1e-6)
+    np.testing.assert_allclose(anchored.phi_e, 0.2)
+    # same contrast as the percentile map where nothing is clipped
+    inner = (plain.phi_h > 0.01) & (anchored.phi_h > 0.01) & (anchored.phi_h < 0.69)
+    shift = anchored.phi_h[inner] - plain.phi_h[inner]
+    assert np.ptp(shift) < 1e-9
+    assert anchored.calibration["calibration.anchor"] == "mean"
+    with pytest.raises(ValueError, match="needs phi_e"):
+        CalibrationParams(anchor="mean")
+    with pytest.raises(ValueError, match="anchor"):
+        CalibrationParams(anchor="median")

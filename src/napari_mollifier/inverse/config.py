@@ -52,7 +52,7 @@ class InferenceConfig:
     calibration: CalibrationParams = field(default_factory=CalibrationParams)
     backbone: str = "pirate"
     steps: int = 2000
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     patch_size: int = 64
     ensemble_size: int = 3
     device: str = "auto"

@@ -10,24 +10,38 @@ three raw outputs ``o = (o_w, o_d, o_r)``:
   ``phi = mean + std * o`` ("network" mode, forced for ``"pinn-autodiff"`` because a pixel grid
   cannot be differentiated with respect to coordinates);
 - rate map through a positive link: ``lambda = lambda_ref * exp(o_r)``, with ``lambda_ref`` the
-  direct estimator's map, smoothed (warm start: the output layer starts at zero, so step 0 is
-  exactly the warm start).
+  direct estimator's map, extended to the whole image and smoothed (warm start: the output
+  layer starts at zero, so step 0 is exactly the warm start).
 
 Why a positive-link rate output rather than reading lambda in closed form from the fitted fields:
 the closed form ``(eta*phi_h - eta*lap(mu_d)/2) / eta*phi_e`` is the direct estimator again and
-inherits its noise (fourth derivatives of the noise, filtered by eta only); a rate output lets the
-loss average the residual over the whole patch under a smoothness prior and deconvolves
-``eta * (lambda phi_e)`` instead of approximating it by ``lambda * (eta * phi_e)``.
+inherits its noise; a rate output lets the loss weigh the residual over a whole patch under a
+smoothness prior, and uses the exact ``eta * (lambda phi_e)`` instead of approximating it by
+``lambda * (eta * phi_e)``.
 
-Loss, on a random patch of ``patch_size`` pixels plus the kernel halo, over the nucleus mask::
+Where the gain over the direct estimator comes from: **the second steady-state equation**.
+At a steady state ``d phi_w / dt = lap(mu_w) = 0``, so ``mu_w`` is constant. That equation has
+no lambda in it, but it constrains the fields: noise in the data violates it, and the field
+corrections that remove this violation remove, to first order, the same noise components that the
+rate equation would otherwise turn into lambda (both equations see the noise through
+``lap eta * (g'(phi_h) n_h)`` and ``lap eta * n_e``). The direct estimator (MODEL.md) uses the rate
+equation only. This needs an observed ``phi_e`` (two-channel input ``phi_w, phi_d``): a calibrated
+single-channel density has ``phi_e`` uniform by assumption, such fields violate ``mu_w = const``,
+and letting the corrections vary ``phi_e`` freely did worse than leaving the equation out (r 0.978
+against 0.993 on the optical-path validation). ``PinnOptions.equations = "auto"`` therefore uses
+both equations for two-channel input and the rate equation alone for a density.
 
-    residual  R = (lap eta)*(g(phi_h) - phi_e) - l^2 (lap lap eta)*phi_d
-                  + 2 eta*(lambda phi_e - phi_h)
-    loss = w_res * mean((R / (2 <phi_e>))^2) / r0^2        r0: the same at the warm start
-         + w_data * mean((phi - data)^2) / sigma^2          sigma: noise level of the data
-         + w_smooth * L^2 * mean(|grad log lambda|^2)       L: prior length (model units)
+Loss, on a random ``patch_size`` patch plus the kernel halo; residuals at the patch pixels whose
+whole kernel support lies inside the nucleus mask and the image, data and prior over the mask::
 
-In "pinn-autodiff" the residual's strong form is computed at every patch pixel by nested
+    R_rate = (lap eta)*(g(phi_h) - phi_e) - l^2 (lap lap eta)*phi_d + 2 eta*(lambda phi_e - phi_h)
+    R_w    = (lap eta)*(-g(phi_h) - phi_e) - l^2 (lap lap eta)*phi_w
+    loss = w_res   * mean((R_rate / (2 <phi_e>))^2) / r0        r0: the same at the warm start
+         + w_res_w * mean((R_w / (2 <phi_e>))^2) / r0_w
+         + w_data  * mean((phi - data)^2 / sigma^2) / 2          sigma: noise level of the data
+         + w_smooth * L^2 * mean(|grad log lambda|^2) / 2        L: prior length (model units)
+
+In "pinn-autodiff" the residuals' strong forms are computed at every patch pixel by nested
 autograd and then mollified by eta (``eta * R_strong`` equals the weak form for smooth fields),
 so both methods minimise the same loss.
 
@@ -62,40 +76,63 @@ class PinnOptions:
         How the fields are parametrised (see module docstring); "pinn-autodiff" forces "network".
     preset : str
         Backbone size preset (:data:`napari_mollifier.nets.PRESETS`).
-    weight_residual, weight_data, weight_smooth : float
-        Loss weights.
+    equations : {"auto", "both", "rate"}
+        "both": the loss holds both steady-state equations, the rate equation
+        ``lap(mu_d) + 2 (lambda phi_e - phi_h) = 0`` and the nucleoplasm equation
+        ``lap(mu_w) = 0``; "rate": the first only. The second one carries no lambda but
+        constrains the fields: it is what lets the fitted fields shed the part of the noise the
+        rate equation would turn into lambda (see the module docstring). "auto": "both" when
+        the input observes phi_e (two channels, phi_w and phi_d), "rate" when phi_e is uniform
+        (a calibrated single-channel density, whose fields violate ``mu_w = const``).
+    weight_residual, weight_residual_w, weight_data, weight_smooth : float
+        Loss weights of the rate-equation residual, the nucleoplasm-equation residual (each
+        relative to its size at the warm start), the data misfit and the smoothness prior.
     prior_length : float
         Length (model units) of the smoothness prior on log lambda.
     ref_smoothing : float
         Gaussian sigma (model units) applied to log of the direct map to make ``lambda_ref``.
     correction_scale : float
         Field correction per unit output, in units of the data noise level ("correction" mode).
+    zero_mean_corrections : bool
+        Remove the mean (over the mask of each window) from the field corrections.
+    perturb_data : bool
+        With two or more ensemble members, each trains on the data plus its own draw of the
+        estimated noise, so that the member spread (the uncertainty map) includes the effect
+        of the data noise.
     final_lr_fraction : float
         Cosine learning-rate schedule from ``learning_rate`` down to this fraction of it.
     patience : int
         Stop a member early when its smoothed loss has not improved by 0.1 % for this many steps.
+    average_from : float
+        Fraction of a member's steps after which its weights are averaged (the average is the
+        member's result); 1.0 or more switches averaging off.
     eval_tile : int
         Tile size (pixels, without halo) for evaluating the maps.
     progress_interval_s : float
         Minimum time between progress events.
-    default_width : float
-        Mollifier width (model units) used when neither the config nor the direct estimator
-        gives one.
+    width_factor : float
+        Without ``config.mollifier_width``, the PINN's mollifier width is this fraction of the
+        direct estimator's automatic width (at least 1.1 x the smallest resolving width).
     """
 
     fields_mode: str = "correction"
     preset: str = "default"
-    weight_residual: float = 1.0
+    equations: str = "auto"
+    weight_residual: float = 10.0
+    weight_residual_w: float = 10.0
     weight_data: float = 1.0
-    weight_smooth: float = 0.3
+    weight_smooth: float = 2.0
     prior_length: float = 1.0
     ref_smoothing: float = 0.3
     correction_scale: float = 2.0
+    zero_mean_corrections: bool = True
+    perturb_data: bool = False
     final_lr_fraction: float = 0.05
     patience: int = 400
+    average_from: float = 0.5
     eval_tile: int = 128
     progress_interval_s: float = 0.25
-    default_width: float = 0.3
+    width_factor: float = 0.7
 
 
 def iter_pinn(
@@ -159,6 +196,8 @@ def iter_pinn(
                 if stopped or steps_per_member[member] == 0:
                     break
                 trainer = _MemberTrainer(problem, config, options, member, autodiff)
+                perturb = options.perturb_data and members > 1
+                problem.use_data(int(config.seed) + 7919 * (member + 1) if perturb else None)
                 for local in range(steps_per_member[member]):
                     if stop is not None and stop.is_set():
                         stopped = True
@@ -182,6 +221,7 @@ def iter_pinn(
                         break
                 trained.append(trainer.summary())
             timings["train_s"] = time.perf_counter() - t0
+            problem.use_data(None)
             if not trained:  # stopped before the first step: the warm start is the best so far
                 trainer = _MemberTrainer(problem, config, options, 0, autodiff)
                 trained.append(trainer.summary())
@@ -244,32 +284,15 @@ def _read_fields(fields) -> dict:
     mask = mask & finite
     fill = lambda a: np.where(finite, a, np.nanmedian(np.where(mask, a, np.nan)))  # noqa: E731
     phi_h, phi_e, phi_w = fill(phi_h), fill(phi_e), fill(phi_w)
+    inside = phi_e[mask]
     return {
+        "phi_e_observed": bool(np.ptp(inside) > 1e-9 * max(abs(float(inside.mean())), 1.0)),
         "phi_w": phi_w,
         "phi_d": phi_h - phi_e,
         "mask": mask,
         "spacing": spacing,
         "shape": phi_h.shape,
     }
-
-
-def _closed_form_ratio(data: dict, config: InferenceConfig, width: float):
-    """Weak-form closed form (eta*phi_h - eta*lap(mu_d)/2) / (eta*phi_e) on the data grid; used
-    as warm start only when the direct estimator module is not installed."""
-    from ..mollifier import mollified_derivatives
-
-    phi_w, phi_d = data["phi_w"], data["phi_d"]
-    phi_h, phi_e = (1 - phi_w + phi_d) / 2, (1 - phi_w - phi_d) / 2
-    pm, l2 = config.model.phi_max, config.model.interface_length**2
-    g = phi_h * (pm - phi_h) * (pm - 2 * phi_h)
-    h = data["spacing"]
-    stack = np.stack([phi_h, phi_e, g - phi_e, phi_d])
-    mol = mollified_derivatives(stack, width, (h, h), ("value", "laplacian", "biharmonic"),
-                                kernel=config.kernel, boundary="reflect")
-    lap_mu = mol["laplacian"][2] - l2 * mol["biharmonic"][3]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = (mol["value"][0] - 0.5 * lap_mu) / mol["value"][1]
-    return ratio, data["mask"] & np.isfinite(ratio)
 
 
 def _noise_level(u: np.ndarray, mask: np.ndarray) -> float:
@@ -284,46 +307,42 @@ def _noise_level(u: np.ndarray, mask: np.ndarray) -> float:
 
 
 def _warm_start(fields, config: InferenceConfig, data: dict, options: PinnOptions) -> dict:
-    """Run the direct estimator, choose the width, and build the smooth reference map."""
+    """Run the direct estimator (automatic width), choose the PINN's width, and build the smooth
+    reference map ``lambda_ref`` on the whole image."""
     from scipy import ndimage
 
     from ..mollifier import min_width
+    from .api import infer_rates
 
-    try:
-        from . import direct as _direct_module  # noqa: F401
-    except ImportError:
-        direct, source = None, "closed form (napari_mollifier.inverse.direct not available)"
+    direct = infer_rates(fields, config.replace(method="direct", mollifier_width=None))
+    direct_width = float(direct.metadata["mollifier_width"])
+    smallest = min_width(config.kernel, 4, data["spacing"])
+    if config.mollifier_width is not None:
+        width, rule = float(config.mollifier_width), "given"
     else:
-        from .api import infer_rates
-
-        direct, source = infer_rates(fields, config.replace(method="direct")), "direct"
-    width = config.mollifier_width
-    if width is None and direct is not None:
-        for where in (direct.metadata, direct.diagnostics):
-            if isinstance(where, dict) and where.get("mollifier_width"):
-                width = float(where["mollifier_width"])
-                break
-    if width is None:
-        smallest = min_width(config.kernel, 4, data["spacing"])
-        width = max(options.default_width, 1.05 * smallest)
-    if direct is None:
-        ratio, valid = _closed_form_ratio(data, config, width)
-    else:
-        ratio, valid = np.asarray(direct.ratio, dtype=np.float64), direct.valid_mask
+        # both equations denoise the fields, so the PINN affords a narrower kernel than the
+        # direct estimator: less smoothing bias and a larger valid region
+        width = max(options.width_factor * direct_width, 1.1 * smallest)
+        rule = (f"{options.width_factor:g} x the direct estimator's automatic width "
+                f"({direct_width:.4g}), at least 1.1 x the smallest width resolving 4th "
+                f"derivatives ({smallest:.4g})")
+    ratio, valid = np.asarray(direct.ratio, dtype=np.float64), direct.valid_mask
     ok = np.isfinite(ratio) & (ratio > 0) & data["mask"]
     if ok.sum() == 0:
         raise ValueError("PINN warm start: the direct estimator gave no positive ratio in the mask")
-    median = float(np.median(ratio[ok]))
-    # clip gross outliers of the direct map before smoothing (it is only a starting point)
+    # clip gross outliers of the direct map (it is only a starting point), extend it to the
+    # whole image with the nearest valid value, then smooth
     low, high = np.percentile(ratio[ok], [2, 98])
-    log_ratio = np.log(np.clip(np.where(ok, ratio, median), max(low, 1e-3), max(high, 2e-3)))
-    sigma_px = options.ref_smoothing / data["spacing"]
-    weight = ndimage.gaussian_filter(ok.astype(float), sigma_px, mode="reflect")
-    smooth = ndimage.gaussian_filter(np.where(ok, log_ratio, 0.0), sigma_px, mode="reflect")
-    log_ref = np.where(weight > 1e-3, smooth / np.maximum(weight, 1e-3), math.log(median))
+    log_ratio = np.log(np.clip(ratio, max(low, 1e-3), max(high, 2e-3)))
+    nearest = ndimage.distance_transform_edt(~ok, return_distances=False, return_indices=True)
+    log_ratio = log_ratio[tuple(nearest)]
+    log_ref = ndimage.gaussian_filter(log_ratio, options.ref_smoothing / data["spacing"],
+                                      mode="nearest")
     return {
         "width": float(width),
-        "source": source,
+        "width_rule": rule,
+        "direct_width": direct_width,
+        "source": "direct",
         "direct_ratio": ratio,
         "direct_valid": valid,
         "log_ref": log_ref,
@@ -347,26 +366,52 @@ class _Problem:
         h = data["spacing"]
         self.spacing = h
         self.params = config.model
-        self.layer = MollifierLayer(
-            ndim=2,
-            kernel=config.kernel,
-            width=warm["width"],
-            spacing=(h, h),
-            derivatives=("value", "laplacian", "biharmonic"),
-            boundary="valid",
-            dtype=torch.float32,
-        ).to(device)
-        radius = self.layer.radius_pixels
+        if options.equations not in ("auto", "both", "rate"):
+            raise ValueError(
+                "PinnOptions.equations: expected 'auto', 'both' or 'rate', found "
+                f"{options.equations!r}"
+            )
+        # a single-channel density has phi_e uniform by calibration, and such fields violate
+        # mu_w = const: the second equation only helps when phi_e is observed (two channels)
+        self.both_equations = options.equations == "both" or (
+            options.equations == "auto" and data["phi_e_observed"]
+        )
+        self.equations = "both" if self.both_equations else "rate"
+
+        def layer(derivative):
+            return MollifierLayer(
+                ndim=2, kernel=config.kernel, width=warm["width"], spacing=(h, h),
+                derivatives=(derivative,), boundary="valid", dtype=torch.float32,
+            ).to(device)
+
+        # one layer per derivative: each channel gets only the derivative the residuals use
+        self.layer_value = layer("value")
+        self.layer_lap = layer("laplacian")
+        self.layer_bih = layer("biharmonic")
+        self.layer = self.layer_value  # mollifies the autodiff strong-form residual
+        radius = self.layer_value.radius_pixels
         radius = int(max(radius) if isinstance(radius, (tuple, list)) else radius)
         self.radius = radius
         height, width = data["shape"]
         self.shape = (height, width)
         pad = ((radius, radius), (radius, radius))
         as_t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
-        self.data = as_t(np.stack([np.pad(data["phi_w"], pad, mode="reflect"),
-                                   np.pad(data["phi_d"], pad, mode="reflect")]))
+        self._pad = pad
+        self._fields_np = np.stack([data["phi_w"], data["phi_d"]])
+        self.data_clean = as_t(np.stack([np.pad(f, pad, mode="reflect") for f in self._fields_np]))
+        self.data = self.data_clean
         self.mask_np = data["mask"]
         self.mask = as_t(np.pad(data["mask"].astype(np.float32), pad))
+        # residual centres: the whole kernel support inside the mask and the image (padding
+        # and the outside of the nucleus never enter a residual)
+        self.centres_np = _eroded(data["mask"], radius)
+        if not self.centres_np.any():
+            raise ValueError(
+                f"PINN: no pixel of the nucleus mask lies {radius} pixels (the mollifier radius, "
+                f"{warm['width']:.3g} model units) inside the mask and the image; use a smaller "
+                "mollifier width or a larger image"
+            )
+        self.centres = as_t(np.pad(self.centres_np.astype(np.float32), pad))
         self.log_ref = as_t(np.pad(warm["log_ref"], pad, mode="reflect"))
         self.noise = as_t(np.array([warm["noise_w"], warm["noise_d"]])).reshape(2, 1, 1)
         inside = data["mask"]
@@ -379,6 +424,26 @@ class _Problem:
         self.y0 = (height - 1) / 2.0 + radius
         self.x0 = (width - 1) / 2.0 + radius
         self.patch = int(min(config.patch_size, height, width))
+
+    def use_data(self, perturb_seed: int | None) -> None:
+        """Train on the data (None) or on the data plus a fresh draw of its estimated noise.
+
+        Randomised data per ensemble member ("randomise then optimise"): the spread of the
+        members then includes how the data noise propagates into lambda, not only the spread of
+        the optimisation.
+        """
+        import torch
+
+        if perturb_seed is None:
+            self.data = self.data_clean
+            return
+        rng = np.random.default_rng(perturb_seed)
+        sigma = self.noise.detach().cpu().numpy().reshape(2, 1, 1)
+        noisy = self._fields_np + sigma * rng.standard_normal(self._fields_np.shape)
+        self.data = torch.as_tensor(
+            np.stack([np.pad(f, self._pad, mode="reflect") for f in noisy]),
+            dtype=torch.float32, device=self.device,
+        )
 
     def coords(self, top: int, left: int, rows: int, cols: int):
         """(rows * cols, 2) coordinates (y, x) in model units of a padded-grid window."""
@@ -395,7 +460,14 @@ class _Problem:
 
         if self.options.fields_mode == "correction":
             window = self.data[:, top:top + rows, left:left + cols]
-            fields = window + self.options.correction_scale * self.noise * out[:2]
+            correction = out[:2]
+            if self.options.zero_mean_corrections:
+                # noise has zero mean: a correction that shifts a field's mean would shift
+                # <phi_e> / <phi_h> and, through the balance <lambda phi_e> = <phi_h>, lambda
+                inside = self.mask[top:top + rows, left:left + cols]
+                mean = (correction * inside).sum((1, 2), keepdim=True) / inside.sum().clamp_min(1)
+                correction = correction - mean
+            fields = window + self.options.correction_scale * self.noise * correction
         else:
             fields = self.data_mean + self.data_std * out[:2]
         log_lam = self.log_ref[top:top + rows, left:left + cols] + out[2]
@@ -409,19 +481,33 @@ class _Problem:
         g = phi_h * (pm - phi_h) * (pm - 2.0 * phi_h)
         return phi_h, phi_e, g - phi_e, lam * phi_e - phi_h
 
-    def mollified_residual(self, phi_w, phi_d, lam):
-        """Weak-form residual on the window interior (rows - 2r, cols - 2r) and eta*phi_h."""
+    def mollified_residuals(self, phi_w, phi_d, lam):
+        """Weak-form residuals on the window interior (rows - 2r, cols - 2r).
+
+        Returns ``(R_rate, R_w, eta*phi_h)``: ``R_rate = eta * [lap(mu_d) + 2 (lambda phi_e -
+        phi_h)]`` and ``R_w = eta * lap(mu_w)`` with every derivative on eta (``R_w`` is None
+        when only the rate equation is used).
+        """
         import torch
 
-        phi_h, _, a, c = self.strong_pieces(phi_w, phi_d, lam)
-        stack = torch.stack([a, phi_d, c, phi_h])[None]
-        mol = self.layer(stack)
+        phi_h, phi_e, _, c = self.strong_pieces(phi_w, phi_d, lam)
+        pm = self.params.phi_max
+        g = phi_h * (pm - phi_h) * (pm - 2.0 * phi_h)
         l2 = self.params.interface_length ** 2
-        res = (mol["laplacian"][0, 0] - l2 * mol["biharmonic"][0, 1] + 2.0 * mol["value"][0, 2])
-        return res, mol["value"][0, 3]
+        val = self.layer_value(torch.stack([c, phi_h])[None])["value"][0]
+        if self.both_equations:
+            lap = self.layer_lap(torch.stack([g, phi_e])[None])["laplacian"][0]
+            bih = self.layer_bih(torch.stack([phi_d, phi_w])[None])["biharmonic"][0]
+            res_w = -lap[0] - lap[1] - l2 * bih[1]
+        else:
+            lap = self.layer_lap(torch.stack([g, phi_e])[None])["laplacian"][0]
+            bih = self.layer_bih(phi_d[None, None])["biharmonic"][0]
+            res_w = None
+        res = lap[0] - lap[1] - l2 * bih[0] + 2.0 * val[0]
+        return res, res_w, val[1]
 
     def autodiff_residual(self, model, x, rows, cols, top, left):
-        """Strong-form residual by nested autograd at every window pixel, then mollified."""
+        """Strong-form residuals by nested autograd at every window pixel, then mollified."""
         import torch
 
         from .autodiff import biharmonic, laplacian
@@ -435,31 +521,44 @@ class _Problem:
         phi_d = mean[1] + std[1] * out[:, 1]
         log_lam = self.log_ref[top:top + rows, left:left + cols].reshape(-1) + out[:, 2]
         lam = torch.exp(log_lam)
-        _, _, a, c = self.strong_pieces(phi_w, phi_d, lam)
+        phi_h, phi_e, a, c = self.strong_pieces(phi_w, phi_d, lam)
         l2 = self.params.interface_length ** 2
-        strong = laplacian(a, x) - l2 * biharmonic(phi_d, x) + 2.0 * c
-        res = self.layer(strong.reshape(1, 1, rows, cols))["value"][0, 0]
+        strong = [laplacian(a, x) - l2 * biharmonic(phi_d, x) + 2.0 * c]
+        if self.both_equations:
+            pm = self.params.phi_max
+            g = phi_h * (pm - phi_h) * (pm - 2.0 * phi_h)
+            strong.append(laplacian(-g - phi_e, x) - l2 * biharmonic(phi_w, x))
+        mol = self.layer(torch.stack(strong).reshape(1, len(strong), rows, cols))["value"][0]
+        res_w = mol[1] if self.both_equations else None
         grid = lambda t: t.reshape(rows, cols)  # noqa: E731
-        return res, grid(phi_w), grid(phi_d), grid(log_lam)
+        return mol[0], res_w, grid(phi_w), grid(phi_d), grid(log_lam)
 
-    def loss(self, model, top, left, autodiff, r0=None):
-        """Loss terms on the patch whose padded window starts at (top, left)."""
+    def loss(self, model, top, left, autodiff):
+        """Loss terms (rate residual, nucleoplasm residual or None, data, smoothness) on the
+        patch whose padded window starts at (top, left)."""
         import torch
 
         p, r = self.patch, self.radius
         rows = cols = p + 2 * r
         x = self.coords(top, left, rows, cols)
         if autodiff:
-            res, phi_w, phi_d, log_lam = self.autodiff_residual(model, x, rows, cols, top, left)
+            res, res_w, phi_w, phi_d, log_lam = self.autodiff_residual(
+                model, x, rows, cols, top, left
+            )
         else:
             out = model(x).T.reshape(3, rows, cols)
             phi_w, phi_d, lam, log_lam = self.fields_from_output(out, top, left, rows, cols)
-            res, _ = self.mollified_residual(phi_w, phi_d, lam)
+            res, res_w, _ = self.mollified_residuals(phi_w, phi_d, lam)
         core = (slice(r, r + p), slice(r, r + p))
         mask = self.mask[top:top + rows, left:left + cols][core]
+        centres = self.centres[top:top + rows, left:left + cols][core]
         n = mask.sum().clamp_min(1.0)
-        res_n = res / (2.0 * self.phi_e_mean)
-        loss_res = (mask * res_n**2).sum() / n
+        n_c = centres.sum().clamp_min(1.0)
+        scale = 2.0 * self.phi_e_mean
+        loss_res = (centres * (res / scale) ** 2).sum() / n_c
+        loss_res_w = None
+        if res_w is not None:
+            loss_res_w = (centres * (res_w / scale) ** 2).sum() / n_c
         fitted = torch.stack([phi_w[core], phi_d[core]])
         target = self.data[:, top:top + rows, left:left + cols][(slice(None), *core)]
         loss_data = (mask * ((fitted - target) / self.noise) ** 2).sum() / (2 * n)
@@ -469,7 +568,7 @@ class _Problem:
         loss_smooth = self.options.prior_length**2 * (
             (mask[1:, :] * gy**2).sum() + (mask[:, 1:] * gx**2).sum()
         ) / (2 * n)
-        return loss_res, loss_data, loss_smooth
+        return loss_res, loss_res_w, loss_data, loss_smooth
 
     def draw_patch(self, rng) -> tuple[int, int]:
         """Top-left of a padded window whose core lies in the image and touches the mask."""
@@ -479,7 +578,7 @@ class _Problem:
         for _ in range(10):
             top = int(rng.integers(0, height - p + 1))
             left = int(rng.integers(0, width - p + 1))
-            frac = float(self.mask_np[top:top + p, left:left + p].mean())
+            frac = float(self.centres_np[top:top + p, left:left + p].mean())
             if frac > best[2]:
                 best = (top, left, frac)
             if frac >= 0.25:
@@ -505,7 +604,7 @@ class _Problem:
                     x = self.coords(top, left, prow, pcol)
                     out = model(x).T.reshape(3, prow, pcol)
                     phi_w, phi_d, lam, _ = self.fields_from_output(out, top, left, prow, pcol)
-                    res, phi_h = self.mollified_residual(phi_w, phi_d, lam)
+                    res, _, phi_h = self.mollified_residuals(phi_w, phi_d, lam)
                     sl = (slice(top, top + rows), slice(left, left + cols))
                     maps["ratio"][sl] = lam[r:r + rows, r:r + cols].double().cpu().numpy()
                     maps["phi_h"][sl] = phi_h.double().cpu().numpy()
@@ -541,6 +640,9 @@ class _MemberTrainer:
         self.lr = self.base_lr
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.base_lr)
         self.r0 = None
+        self.r0_w = None
+        self.average: dict | None = None
+        self.n_averaged = 0
         self.ema = None
         self.best_ema = math.inf
         self.since_best = 0
@@ -554,15 +656,23 @@ class _MemberTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
         top, left = p.draw_patch(self.rng)
-        loss_res, loss_data, loss_smooth = p.loss(self.model, top, left, self.autodiff)
-        if self.r0 is None:  # normalise the residual by its warm-start size
+        loss_res, loss_res_w, loss_data, loss_smooth = p.loss(
+            self.model, top, left, self.autodiff
+        )
+        if self.r0 is None:  # normalise each residual by its size at the warm start
             self.r0 = max(float(loss_res.detach()), 1e-12)
+            if loss_res_w is not None:
+                self.r0_w = max(float(loss_res_w.detach()), 1e-12)
         o = self.options
         loss = (o.weight_residual * loss_res / self.r0 + o.weight_data * loss_data
                 + o.weight_smooth * loss_smooth)
+        if loss_res_w is not None:
+            loss = loss + o.weight_residual_w * loss_res_w / self.r0_w
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if frac >= o.average_from:
+            self._accumulate_average()
         value = float(loss.detach())
         if not math.isfinite(value):
             raise FloatingPointError(
@@ -577,20 +687,40 @@ class _MemberTrainer:
         self.last_losses = {
             "total": value,
             "residual": float(loss_res.detach()) / self.r0,
+            **({"residual_w": float(loss_res_w.detach()) / self.r0_w}
+               if loss_res_w is not None else {}),
             "data": float(loss_data.detach()),
             "smooth": float(loss_smooth.detach()),
         }
         return self.last_losses
 
+    def _accumulate_average(self) -> None:
+        """Running mean of the weights (stochastic weight averaging): each patch pulls the
+        network its own way; the mean over the second half of training cancels that jitter."""
+        import torch
+
+        with torch.no_grad():
+            state = self.model.state_dict()
+            if self.average is None:
+                self.average = {k: v.detach().clone() for k, v in state.items()}
+                self.n_averaged = 1
+                return
+            self.n_averaged += 1
+            for key, value in state.items():
+                if value.is_floating_point():
+                    self.average[key] += (value - self.average[key]) / self.n_averaged
+
     def converged(self) -> bool:
         return self.since_best >= self.options.patience
 
     def summary(self) -> dict:
-        # the latest weights: with a decaying learning rate and patch-to-patch loss noise they
-        # are a better "best so far" than the weights at the lowest single-patch loss
-        state = self.model.state_dict()
+        # the weight average when there is one (see _accumulate_average), else the latest
+        # weights: with patch-to-patch loss noise they are a better "best so far" than the
+        # weights at the lowest single-patch loss
+        state = self.average if self.average is not None else self.model.state_dict()
         return {
             "state": copy.deepcopy(state),
+            "weights_averaged": self.n_averaged,
             "model_factory": self.model_factory,
             "final_losses": dict(self.last_losses),
             "best_ema_loss": self.best_ema if math.isfinite(self.best_ema) else None,
@@ -614,14 +744,9 @@ def _assemble(fields, config, data, warm, problem, maps, trained, history, timin
     from ..nets import count_parameters
     from .result import RateMaps
 
-    height, width = data["shape"]
     r = problem.radius
-    valid = data["mask"].copy()
-    valid[:r, :] = valid[-r:, :] = False
-    valid[:, :r] = valid[:, -r:] = False
-    direct_valid = warm["direct_valid"]
-    if direct_valid is not None and np.shape(direct_valid) == valid.shape:
-        valid &= np.asarray(direct_valid, dtype=bool)
+    # where the residuals constrain lambda: the kernel support inside the mask and the image
+    valid = problem.centres_np.copy()
     ratios = np.stack([m["ratio"] for m in maps])
     ratio = ratios.mean(axis=0)
     uncertainty = ratios.std(axis=0, ddof=1) if len(maps) > 1 else None
@@ -639,7 +764,10 @@ def _assemble(fields, config, data, warm, problem, maps, trained, history, timin
         "seed": int(config.seed),
         "mollifier_width": warm["width"],
         "width": warm["width"],
+        "mollifier_width_rule": warm["width_rule"],
+        "direct_mollifier_width": warm["direct_width"],
         "backbone": config.backbone,
+        "equations": problem.equations,
         "backbone_preset": options.preset,
         "backbone_parameters": n_params,
         "ensemble_members": len(maps),
@@ -690,3 +818,12 @@ def _global_balance(ratio, phi_h_fit, data, valid) -> float | None:
     phi_e = (1 - data["phi_w"] - data["phi_d"]) / 2
     phi_h = (1 - data["phi_w"] + data["phi_d"]) / 2
     return float(np.mean(ratio[valid] * phi_e[valid]) / np.mean(phi_h[valid]))
+
+
+def _eroded(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Pixels whose (2 radius + 1)^2 neighbourhood lies inside ``mask`` and the image."""
+    from scipy import ndimage
+
+    return ndimage.minimum_filter(
+        mask.astype(np.uint8), size=2 * radius + 1, mode="constant", cval=0
+    ).astype(bool)

@@ -182,7 +182,8 @@ class ChromatinFields:
 
         Calibration (MODEL.md): inside the mask, the ``percentile_low`` .. ``percentile_high``
         range of the density maps affinely onto ``phi_h_low`` .. ``phi_h_high`` (clipped to
-        ``[0, phi_max]``); euchromatin is uniform, ``phi_e = calibration.phi_e`` or, when None,
+        ``[0, phi_max]``; with ``calibration.anchor == "mean"`` the map is then shifted so that
+        ``<phi_h> = 1 - mean_nucleoplasm - phi_e``); euchromatin is uniform, ``phi_e = calibration.phi_e`` or, when None,
         ``1 - mean_nucleoplasm - <phi_h>`` so that ``<phi_w> = mean_nucleoplasm`` in the mask;
         ``phi_w = 1 - phi_h - phi_e``. Everything is recorded in ``.calibration``.
         """
@@ -257,8 +258,23 @@ class ChromatinFields:
                 f"(percentiles {low:g} .. {high:g}); nothing to calibrate"
             )
         slope = (calibration.phi_h_high - calibration.phi_h_low) / (high - low)
-        phi_h = calibration.phi_h_low + slope * (data - low)
-        phi_h = np.clip(phi_h, 0.0, params.phi_max)
+        phi_h = np.clip(calibration.phi_h_low + slope * (data - low), 0.0, params.phi_max)
+        if calibration.anchor == "mean":
+            target_h = 1.0 - params.mean_nucleoplasm - float(calibration.phi_e)
+            if not 0 < target_h < params.phi_max:
+                raise FieldsError(
+                    f"from_density ({source}): anchor 'mean' asks for <phi_h> = 1 - "
+                    f"mean_nucleoplasm - phi_e = {target_h:.3g}, outside (0, phi_max)"
+                )
+            offset = 0.0
+            for _ in range(20):  # clipping moves the mean: shift until it matches
+                shifted = np.clip(phi_h + offset, 0.0, params.phi_max)
+                gap = target_h - float(shifted[mask].mean())
+                if abs(gap) < 1e-9:
+                    break
+                offset += gap
+            phi_h = np.clip(phi_h + offset, 0.0, params.phi_max)
+            record["anchor_offset"] = offset
         mean_h = float(phi_h[mask].mean())
         if calibration.phi_e is not None:
             phi_e_value = float(calibration.phi_e)

@@ -44,6 +44,9 @@ class ModelParams:
         return cls(**data)
 
 
+CALIBRATION_ANCHORS = ("percentiles", "mean")
+
+
 @dataclass
 class CalibrationParams:
     """How a single-channel chromatin density image is mapped to volume fractions.
@@ -52,7 +55,18 @@ class CalibrationParams:
     (percentiles ``percentile_low`` .. ``percentile_high``) is mapped affinely onto
     ``phi_h_low`` .. ``phi_h_high``; euchromatin is taken uniform (``phi_e``, or derived from
     ``ModelParams.mean_nucleoplasm`` when None) and ``phi_w = 1 - phi_h - phi_e``.
-    The absolute level of the recovered rate ratio depends on these choices.
+    The absolute level of the recovered rate ratio depends on these choices: at a steady state
+    ``<lambda phi_e> = <phi_h>``, so the mean ratio is set by how the calibration splits
+    chromatin into ``phi_h`` and ``phi_e``; a single-channel image cannot tell.
+
+    ``anchor`` says what fixes the offset of the affine map (its slope always comes from the
+    percentile range, which restores the contrast that rendering blur takes away):
+
+    - ``"percentiles"`` (MODEL.md): ``percentile_low`` maps onto ``phi_h_low``;
+    - ``"mean"``: the offset makes ``<phi_w> = mean_nucleoplasm`` inside the mask with the given
+      ``phi_e`` (required), i.e. ``<phi_h> = 1 - mean_nucleoplasm - phi_e``. Use it when the
+      euchromatin fraction is known; it does not depend on the tails of the density histogram.
+
     The automatic nucleus mask thresholds the density smoothed by ``mask_smoothing_nm`` at
     ``mask_threshold`` times its 99th percentile.
     """
@@ -62,6 +76,7 @@ class CalibrationParams:
     phi_h_low: float = 0.05
     phi_h_high: float = 0.65
     phi_e: float | None = None
+    anchor: str = "percentiles"
     mask_smoothing_nm: float = 200.0
     mask_threshold: float = 0.5
 
@@ -78,3 +93,19 @@ class CalibrationParams:
                 f"expected some of {sorted(cls.__dataclass_fields__)}"
             )
         return cls(**data)
+
+    def __post_init__(self) -> None:
+        if self.anchor not in CALIBRATION_ANCHORS:
+            raise ValueError(
+                f"calibration anchor: expected one of {CALIBRATION_ANCHORS}, found {self.anchor!r}"
+            )
+        if self.anchor == "mean" and self.phi_e is None:
+            raise ValueError(
+                "calibration anchor 'mean' needs phi_e (the euchromatin fraction): "
+                "<phi_h> = 1 - mean_nucleoplasm - phi_e"
+            )
+        if not self.percentile_high > self.percentile_low:
+            raise ValueError(
+                f"calibration percentiles: expected percentile_low < percentile_high, found "
+                f"{self.percentile_low} .. {self.percentile_high}"
+            )
