@@ -55,6 +55,10 @@ _LEGACY_NAMES = {
     "mmap_threshold": "MALLOC_MMAP_THRESHOLD_",
     "trim_threshold": "MALLOC_TRIM_THRESHOLD_",
 }
+#: What "release" mmaps (bytes), and the environment variables the modes set (for scripts that
+#: switch the same settings at run time with ``mallopt`` and must not inherit them).
+MMAP_THRESHOLD_BYTES = MALLOC_MODES["release"]["mmap_threshold"]
+MALLOC_ENV = (*_LEGACY_NAMES.values(), "GLIBC_TUNABLES")
 _PROBE_BYTES = 96 * 1024  # above the "release" threshold, below glibc's default (128 KiB)
 _PROBE_BLOCKS = 256
 _STATUS = Path("/proc/self/status")

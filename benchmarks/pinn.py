@@ -1,208 +1,373 @@
-"""Benchmark of the mollified PINN: accuracy vs the weak-form closed form, default-run speed,
-and autodiff vs mollified cost per step (time and peak memory).
+"""The mollified PINN against the direct estimator, its uncertainty, its cost against autodiff,
+and the speed of the default "Infer rates" run.
 
-    .venv/bin/python benchmarks/pinn.py [--quick] [--threads 2] [--out benchmarks/results/pinn.json]
+Data: the chromatin simulator (``physics.simulate.simulate_chromatin``) on the 10 x 10 periodic
+box at 256^2, smooth log-normal rate maps (mean 1, log-spread 0.35, correlation length 2 model
+units), block-averaged to 128^2 before inversion (no inverse crime); Gaussian noise of the stated
+std added to phi_w and phi_d, or the full optical path (Poisson localisations -> Gaussian
+rendering -> ``ChromatinFields.from_density``). Steady states are cached under
+``benchmarks/results/sim_cache/``.
 
-Prints markdown tables and writes JSON. Accuracy uses the chromatin simulator
-(``napari_mollifier.physics.simulate.simulate_chromatin``) when it is installed; otherwise the
-manufactured steady states of ``tests/test_pinn.py`` (smooth fields, exact ratio by spectral
-derivatives), which is said in the output.
+Sections (all by default; ``--only`` picks some):
+
+- ``accuracy``: direct vs PINN (default config) by noise level, optical path, constant maps;
+  Pearson r / relative L2 / mean error on the pixels both maps cover, and each map's own
+  coverage and r;
+- ``calibration``: fits the factor that turns the ensemble spread into a calibrated
+  uncertainty (+-2 uncertainty covers 95 % of the errors) on calibration maps (seeds 2, 3),
+  reports coverage on held-out maps (seed 1);
+- ``cost``: time and peak memory per training step, ``pinn`` (mollifier layer) vs
+  ``pinn-autodiff`` (nested autograd), same backbone, data and loss, each in a fresh process;
+- ``speed``: the default "Infer rates" PINN run on a 256^2 density.
+
+    python benchmarks/pinn.py                       # everything, ~25 min on a 2-core CPU
+    python benchmarks/pinn.py --only accuracy --quick
+
+Prints markdown tables and writes JSON (``--out``).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import resource
-import subprocess
+import os
+import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from _memory import PeakMeter, run_isolated  # noqa: E402
+
+BOX = 10.0  # model units
+N_SIM, N_INV = 256, 128
+NM_PER_UNIT = 300.0
+CACHE = HERE / "results" / "sim_cache"
 
 
-def _quality(estimate, truth, valid):
-    m = valid & np.isfinite(estimate)
-    r = float(np.corrcoef(estimate[m], truth[m])[0, 1])
-    rel = float(np.linalg.norm(estimate[m] - truth[m]) / np.linalg.norm(truth[m]))
-    return r, rel
+# --- data ----------------------------------------------------------------------------------
+def simulation(kind: str = "lognormal", value: float = 1.0, seed: int = 1) -> dict:
+    """Steady state (cached on disk): phi_w, phi_d, phi_h, phi_e, ratio on the 256^2 grid."""
+    from napari_mollifier.physics.random_fields import lognormal_rate_field
+    from napari_mollifier.physics.simulate import simulate_chromatin
+
+    settings = {"kind": kind, "value": value, "seed": seed, "n": N_SIM, "L": BOX, "dt": 0.1,
+                "t_end": 30.0, "sim_seed": 0}
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    path = CACHE / f"pinn_{kind}_{key}.npz"
+    if path.exists():
+        with np.load(path) as f:
+            return {k: f[k] for k in f.files}
+    if kind == "lognormal":
+        rate = lognormal_rate_field(N_SIM, BOX, mean=1.0, spread=0.35, correlation_length=2.0,
+                                    seed=seed)
+    else:
+        rate = float(value)
+    sim = simulate_chromatin(rate, L=BOX, n=N_SIM, dt=0.1, t_end=30.0, seed=0)
+    out = {"phi_w": sim.phi_w, "phi_d": sim.phi_d, "phi_h": sim.phi_h, "phi_e": sim.phi_e,
+           "ratio": np.broadcast_to(sim.rate_ratio, sim.phi_w.shape).copy(),
+           "spacing": np.array(sim.spacing)}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **out)
+    tmp.replace(path)
+    return out
 
 
+def noisy_fields(sim: dict, noise: float, seed: int = 0):
+    """Two-channel fields at 128^2 with Gaussian noise (std ``noise``) on phi_w and phi_d."""
+    from napari_mollifier.physics.chromatin import ChromatinFields
+    from napari_mollifier.physics.simulate import downsample
+
+    rng = np.random.default_rng(seed)
+    phi_w = downsample(sim["phi_w"], 2) + noise * rng.standard_normal((N_INV, N_INV))
+    phi_d = downsample(sim["phi_d"], 2) + noise * rng.standard_normal((N_INV, N_INV))
+    return ChromatinFields.from_phases(phi_w, phi_d, spacing=BOX / N_INV)
+
+
+def rendered_density(sim: dict, n: int = N_INV, density_per_um2: float = 5e4):
+    """The optical path: Poisson localisations (15 nm precision) rendered on an n x n grid."""
+    from napari_mollifier.io import Localisations, render_density
+    from napari_mollifier.physics.synthetic import sample_localisations
+
+    table = sample_localisations(1.0 - sim["phi_w"], float(sim["spacing"]),
+                                 nm_per_unit=NM_PER_UNIT, density_per_um2=density_per_um2,
+                                 precision_nm=15.0, seed=0)
+    locs = Localisations(table.rename(columns={"x [nm]": "x_nm", "y [nm]": "y_nm",
+                                               "uncertainty_xy [nm]": "sigma_nm"}))
+    pixel_nm = BOX * NM_PER_UNIT / n
+    origin = -0.5 * float(sim["spacing"]) * NM_PER_UNIT + 0.5 * pixel_nm
+    return render_density(locs, pixel_size_nm=pixel_nm, method="gaussian",
+                          origin_nm=(origin, origin), shape=(n, n))
+
+
+def truth_at_inversion(sim: dict) -> np.ndarray:
+    from napari_mollifier.physics.simulate import downsample
+
+    return downsample(sim["ratio"], 2)
+
+
+# --- metrics -------------------------------------------------------------------------------
+def quality(estimate, truth, region) -> dict:
+    m = region & np.isfinite(estimate)
+    e, t = estimate[m], truth[m]
+    r = float(np.corrcoef(e, t)[0, 1]) if np.ptp(t) > 0 else float("nan")
+    return {"r": r, "rel_l2": float(np.linalg.norm(e - t) / np.linalg.norm(t)),
+            "mean_error": float(e.mean() / t.mean() - 1), "coverage": float(m.mean())}
+
+
+def compare(direct, pinn, truth) -> dict:
+    both = direct.valid_mask & pinn.valid_mask
+    row = {}
+    for name, res in (("direct", direct), ("pinn", pinn)):
+        same = quality(res.ratio, truth, both)
+        own = quality(res.ratio, truth, res.valid_mask)
+        row.update({f"{name}_r": same["r"], f"{name}_rel_l2": same["rel_l2"],
+                    f"{name}_mean_error": same["mean_error"],
+                    f"{name}_coverage": own["coverage"], f"{name}_r_own": own["r"]})
+    return row
+
+
+# --- sections ------------------------------------------------------------------------------
 def accuracy(quick: bool) -> list[dict]:
     from napari_mollifier.inverse import InferenceConfig, infer_rates
-    from napari_mollifier.inverse import pinn as pinn_module
-    from test_pinn import manufactured
+    from napari_mollifier.physics.chromatin import ChromatinFields
+    from napari_mollifier.physics.simulate import downsample
 
     rows = []
-    cases = [(64, 4.0, 0.05)] if quick else [(64, 4.0, 0.05), (128, 8.0, 0.05), (128, 8.0, 0.01)]
-    for n, length, noise in cases:
-        fields, truth = manufactured(n=n, length=length, seed=0, noise=noise)
-        cfg = InferenceConfig(
-            method="pinn",
-            steps=240 if quick else 900,
-            patch_size=32,
-            ensemble_size=3,
-            device="cpu",
-            seed=0,
-            learning_rate=2e-3,
-        )
+    sim = simulation()
+    truth = truth_at_inversion(sim)
+    pinn_cfg = InferenceConfig(method="pinn", device="cpu", seed=0)
+    noises = (0.05,) if quick else (0.0, 0.01, 0.05, 0.1)
+    cases = [(f"fields + {noise:.0%} noise", noisy_fields(sim, noise), pinn_cfg)
+             for noise in noises]
+    image = rendered_density(sim)
+    lo, hi = np.percentile(downsample(sim["phi_h"], 2), [1, 99])
+    anchored = {"phi_h_low": float(lo), "phi_h_high": float(hi),
+                "phi_e": float(sim["phi_e"].mean()), "anchor": "mean"}
+    for label, cal in (("optical path, contrast + phi_e known", anchored),
+                       ("optical path, default calibration", {})):
+        if quick and cal == {}:
+            continue
+        cfg = pinn_cfg.replace(calibration=cal)
+        fields = ChromatinFields.from_density(image, mask=np.ones((N_INV, N_INV), bool),
+                                              params=cfg.model, calibration=cfg.calibration)
+        cases.append((label, fields, cfg))
+    for label, fields, cfg in cases:
         t0 = time.perf_counter()
-        result = infer_rates(fields, cfg)
-        seconds = time.perf_counter() - t0
-        valid = result.valid_mask
-        data = pinn_module._read_fields(fields)
-        closed, _ = pinn_module._closed_form_ratio(data, cfg, result.metadata["width"])
-        r_p, rel_p = _quality(result.ratio, truth, valid)
-        r_c, rel_c = _quality(closed, truth, valid)
-        # coverage of the +-2 sigma ensemble interval
-        inside = np.abs(result.ratio - truth) <= 2 * result.uncertainty
-        coverage = float(np.mean(inside[valid]))
-        rows.append(
-            {
-                "data": f"manufactured {n}^2, box {length}",
-                "noise": noise,
-                "steps": cfg.steps,
-                "pinn_r": r_p,
-                "pinn_rel_l2": rel_p,
-                "closed_form_r": r_c,
-                "closed_form_rel_l2": rel_c,
-                "mean_ratio_error": float(
-                    np.nanmean(result.ratio[valid]) / truth[valid].mean() - 1
-                ),
-                "coverage_2sigma": coverage,
-                "seconds": seconds,
-            }
-        )
+        direct = infer_rates(fields, cfg.replace(method="direct"))
+        t_direct = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pinn = infer_rates(fields, cfg)
+        t_pinn = time.perf_counter() - t0
+        row = {"data": label, **compare(direct, pinn, truth), "direct_s": t_direct,
+               "pinn_s": t_pinn, "equations": pinn.metadata["equations"],
+               "pinn_width": pinn.metadata["mollifier_width"],
+               "direct_width": direct.metadata["mollifier_width"]}
+        rows.append(row)
+        _progress(f"accuracy {label}: direct r {row['direct_r']:.4f}, pinn r {row['pinn_r']:.4f}")
+    for value in () if quick else (0.5, 1.0, 1.5):
+        fields = noisy_fields(simulation("constant", value), 0.01)
+        direct = infer_rates(fields, pinn_cfg.replace(method="direct"))
+        pinn = infer_rates(fields, pinn_cfg)
+        rows.append({"data": f"constant {value}, 1% noise",
+                     "direct_mean_error": float(np.nanmean(direct.ratio) / value - 1),
+                     "pinn_mean_error": float(np.nanmean(pinn.ratio) / value - 1)})
     return rows
 
 
-_MODE_SCRIPT = """
-import sys, time, resource, json, torch
-sys.path.insert(0, {tests!r})
-torch.set_num_threads({threads})
-from test_pinn import manufactured
-from napari_mollifier.inverse import InferenceConfig
-from napari_mollifier.inverse.pinn import iter_pinn, PinnOptions
-fields, _ = manufactured(n=64, length=4.0)
-cfg = InferenceConfig(method={method!r}, backbone={backbone!r}, steps={steps}, patch_size={patch},
-                      ensemble_size=1, device="cpu", seed=0)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-ev = None
-for ev in iter_pinn(fields, cfg, options=PinnOptions(fields_mode="network")):
-    pass
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"train_s": ev.result.timings["train_s"], "peak_rss_mb": peak / 1024,
-                   "rss_growth_mb": (peak - base) / 1024}}))
-"""
-
-
-def autodiff_vs_mollified(threads: int, quick: bool) -> list[dict]:
-    rows = []
-    steps = 5 if quick else 20
-    for backbone in ("pinn", "pirate"):
-        for patch in (8, 16) if quick else (16, 32):
-            entry = {"backbone": backbone, "patch": patch, "steps": steps}
-            for method in ("pinn", "pinn-autodiff"):
-                code = _MODE_SCRIPT.format(
-                    tests=str(ROOT / "tests"),
-                    threads=threads,
-                    method=method,
-                    backbone=backbone,
-                    steps=steps,
-                    patch=patch,
-                )
-                out = subprocess.run(
-                    [sys.executable, "-c", code],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                    cwd=ROOT,
-                )
-                numbers = json.loads(out.stdout.strip().splitlines()[-1])
-                entry[f"{method}_s_per_step"] = numbers["train_s"] / steps
-                entry[f"{method}_rss_growth_mb"] = numbers["rss_growth_mb"]
-            entry["time_ratio"] = entry["pinn-autodiff_s_per_step"] / entry["pinn_s_per_step"]
-            entry["memory_ratio"] = max(entry["pinn-autodiff_rss_growth_mb"], 1e-3) / max(
-                entry["pinn_rss_growth_mb"], 1e-3
-            )
-            rows.append(entry)
-    return rows
-
-
-def default_speed(n: int) -> dict:
-    """Default config ("Infer rates" button) on an n x n manufactured image, box 10 units."""
+def calibration(quick: bool) -> dict:
+    """Fit the spread -> uncertainty factor on seeds 2, 3; check coverage on seed 1."""
     from napari_mollifier.inverse import InferenceConfig, infer_rates
-    from test_pinn import manufactured
+    from napari_mollifier.inverse.pinn import UNCERTAINTY_SCALE
 
-    fields, _ = manufactured(n=n, length=10.0, seed=1)
+    noises = (0.05,) if quick else (0.01, 0.05, 0.1)
+    cfg = InferenceConfig(method="pinn", device="cpu", seed=0)
+
+    def ratios(seed):
+        out = []
+        for noise in noises:
+            sim = simulation(seed=seed)
+            truth = truth_at_inversion(sim)
+            res = infer_rates(noisy_fields(sim, noise, seed=seed), cfg)
+            v = res.valid_mask
+            spread = res.uncertainty[v] / UNCERTAINTY_SCALE  # raw ensemble std
+            out.append((noise, np.abs(res.ratio[v] - truth[v]) / np.maximum(spread, 1e-12)))
+            _progress(f"calibration seed {seed} noise {noise}")
+        return out
+
+    fit = ratios(2) + ([] if quick else ratios(3))
+    z = np.concatenate([x for _, x in fit])
+    factor = float(np.quantile(z, 0.95) / 2.0)  # +-2 x factor x spread covers 95 %
+    held = ratios(1)
+    rows = []
+    for noise, x in held:
+        rows.append({"noise": noise, "coverage_1": float(np.mean(x <= factor)),
+                     "coverage_2": float(np.mean(x <= 2 * factor)),
+                     "coverage_2_code_factor": float(np.mean(x <= 2 * UNCERTAINTY_SCALE))})
+    return {"fitted_factor": factor, "code_factor": UNCERTAINTY_SCALE, "held_out": rows}
+
+
+def _cost_job(method: str, backbone: str, patch: int, steps: int, threads: int) -> dict:
+    """Time and peak memory of PINN training steps (runs in a fresh process)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from napari_mollifier.inverse import InferenceConfig
+    from napari_mollifier.inverse.device import resolve_device
+    from napari_mollifier.inverse.pinn import (
+        PinnOptions,
+        _MemberTrainer,
+        _Problem,
+        _read_fields,
+        _warm_start,
+    )
+
+    fields = noisy_fields(simulation(), 0.05)
+    cfg = InferenceConfig(method=method, backbone=backbone, patch_size=patch, steps=steps,
+                          ensemble_size=1, device="cpu", seed=0)
+    options = PinnOptions(fields_mode="network" if method == "pinn-autodiff" else "correction")
+    device, _ = resolve_device("cpu")
+    data = _read_fields(fields)
+    warm = _warm_start(fields, cfg, data, options)
+    problem = _Problem(data, warm, cfg, options, device)
+    trainer = _MemberTrainer(problem, cfg, options, 0, method == "pinn-autodiff")
+    trainer.step(0, steps + 2)  # warm-up: allocations, kernel caches
+    meter = PeakMeter("cpu")
+    meter.start()
+    t0 = time.perf_counter()
+    for k in range(steps):
+        trainer.step(k + 1, steps + 2)
+    seconds = (time.perf_counter() - t0) / steps
+    return {"s_per_step": seconds, "peak_mb": meter.peak_mb(),
+            "window_px": problem.patch + 2 * problem.radius}
+
+
+def cost(quick: bool, threads: int) -> list[dict]:
+    rows = []
+    for backbone in ("pinn", "pirate"):
+        for patch in (16,) if quick else (16, 32):
+            row = {"backbone": backbone, "patch_px": patch}
+            for method in ("pinn", "pinn-autodiff"):
+                steps = 3 if method == "pinn-autodiff" else 10
+                kwargs = {"method": method, "backbone": backbone, "patch": patch,
+                          "steps": steps, "threads": threads}
+                memory = run_isolated(_cost_job, kwargs, malloc="release")
+                timing = run_isolated(_cost_job, kwargs, malloc="keep")
+                key = "mollifier" if method == "pinn" else "autodiff"
+                row[f"{key}_s_per_step"] = timing.get("s_per_step")
+                row[f"{key}_peak_mb"] = memory.get("peak_mb")
+                row["window_px"] = timing.get("window_px")
+                if "error" in memory or "error" in timing:
+                    row[f"{key}_error"] = memory.get("error") or timing.get("error")
+            if row.get("mollifier_s_per_step") and row.get("autodiff_s_per_step"):
+                row["time_ratio"] = row["autodiff_s_per_step"] / row["mollifier_s_per_step"]
+            if row.get("mollifier_peak_mb") and row.get("autodiff_peak_mb"):
+                row["memory_ratio"] = row["autodiff_peak_mb"] / row["mollifier_peak_mb"]
+            rows.append(row)
+            _progress(f"cost {backbone} patch {patch}: {row}")
+    return rows
+
+
+def speed(size: int) -> dict:
+    """Default "Infer rates" (PINN, default config, device auto) on a size^2 density."""
+    from napari_mollifier.inverse import InferenceConfig, infer_rates
+    from napari_mollifier.physics.chromatin import ChromatinFields
+
+    sim = simulation()
+    fields = ChromatinFields.from_density(rendered_density(sim, n=size),
+                                          mask=np.ones((size, size), bool))
     cfg = InferenceConfig(method="pinn", device="auto")
     t0 = time.perf_counter()
     result = infer_rates(fields, cfg)
-    return {
-        "size": n,
-        "seconds": time.perf_counter() - t0,
-        "timings": result.timings,
-        "device": result.metadata["device"],
-        "device_reason": result.metadata["device_reason"],
-        "steps": cfg.steps,
-        "ensemble": cfg.ensemble_size,
-        "patch": cfg.patch_size,
-    }
+    return {"size": size, "seconds": time.perf_counter() - t0, "steps": cfg.steps,
+            "ensemble": cfg.ensemble_size, "patch": cfg.patch_size,
+            "device": result.metadata["device"], "device_reason": result.metadata["device_reason"],
+            "timings": result.timings, "load_after": os.getloadavg()[0]}
 
 
-def _table(rows: list[dict]) -> str:
-    keys = list(rows[0])
-    fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)  # noqa: E731
+# --- output --------------------------------------------------------------------------------
+def _progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {message}",
+          file=sys.stderr, flush=True)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        if abs(value) < 1 and "e" not in f"{value:.4g}":
+            return f"{value:.4f}"
+        return f"{value:.3g}"
+    return "-" if value is None else str(value)
+
+
+def table(rows: list[dict], keys: list[str] | None = None) -> str:
+    keys = keys or list(dict.fromkeys(k for row in rows for k in row))
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
+    lines += ["| " + " | ".join(_fmt(row.get(k)) for k in keys) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
+def machine(threads: int) -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, {threads} torch thread(s), torch {torch.__version__}"
+            f", load average at start {os.getloadavg()[0]:.1f}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sections = ("accuracy", "calibration", "cost", "speed")
+    parser.add_argument("--only", nargs="+", choices=sections, default=list(sections))
+    parser.add_argument("--quick", action="store_true", help="fewer cases (smoke run)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--speed-size", type=int, default=256)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["accuracy", "autodiff", "speed"])
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "pinn.json"))
-    args = parser.parse_args()
+    parser.add_argument("--out", default=str(HERE / "results" / "pinn.json"))
+    args = parser.parse_args(argv)
+
     import torch
 
     torch.set_num_threads(args.threads)
-    report: dict = {"threads": args.threads, "torch": torch.__version__}
-    try:
-        from napari_mollifier.physics.simulate import simulate_chromatin  # noqa: F401
-
-        report["note"] = "chromatin simulator available but not yet wired into this benchmark"
-    except ImportError:
-        report["note"] = "chromatin simulator not installed: manufactured steady states used"
-    print(f"# PINN benchmark ({report['note']})\n")
-    if "accuracy" not in args.skip:
+    report = {"machine": machine(args.threads), "quick": args.quick}
+    print(f"Machine: {report['machine']}\n")
+    if "accuracy" in args.only:
         report["accuracy"] = accuracy(args.quick)
-        print("## Accuracy (5 % / 1 % noise on the fields)\n\n" + _table(report["accuracy"]) + "\n")
-    if "autodiff" not in args.skip:
-        report["autodiff_vs_mollified"] = autodiff_vs_mollified(args.threads, args.quick)
-        print(
-            "## Autodiff vs mollified (per training step, CPU)\n\n"
-            + _table(report["autodiff_vs_mollified"])
-            + "\n"
-        )
-    if "speed" not in args.skip:
-        speed = default_speed(args.speed_size)
-        report["default_speed"] = speed
-        print(
-            f"## Default 'Infer rates' on {speed['size']}^2\n\n"
-            f"{speed['seconds']:.1f} s on {speed['device']} ({speed['device_reason']}); "
-            f"timings {speed['timings']}\n"
-        )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2, default=float))
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"wrote {args.out}; peak RSS {peak_mb:.0f} MB")
+        print("### Direct vs PINN (r, rel. L2, mean error on the pixels both cover)\n")
+        print(table(report["accuracy"]) + "\n")
+    if "calibration" in args.only:
+        report["calibration"] = calibration(args.quick)
+        cal = report["calibration"]
+        print(f"### Uncertainty calibration: fitted factor {cal['fitted_factor']:.3g} "
+              f"(code uses {cal['code_factor']:.3g}); held-out coverage\n")
+        print(table(cal["held_out"]) + "\n")
+    if "cost" in args.only:
+        report["cost"] = cost(args.quick, args.threads)
+        print("### Cost per training step: mollifier layer vs nested autodiff (4th order)\n")
+        print(table(report["cost"]) + "\n")
+    if "speed" in args.only:
+        report["speed"] = speed(args.speed_size)
+        s = report["speed"]
+        print(f"### Default Infer rates on {s['size']}^2: {s['seconds']:.1f} s on "
+              f"{s['device']} ({s['device_reason']}); {s['steps']} steps, "
+              f"{s['ensemble']} members, patch {s['patch']}\n")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, default=str))
+    print(f"results written to {out}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
     xvfb-run -a python docs/make_screenshots.py
 
 Opens the sample nucleus, docks the "Infer rates" widget, runs the direct estimator and saves
-docs/images/widget.png (the whole window) and docs/images/ratio_over_density.png (the canvas).
+docs/images/widget.png (the whole window) and docs/images/ratio_over_density.png (the canvas),
+then runs the PINN (default settings, about 1.5 minutes on a 2-core CPU) and saves
+docs/images/pinn_widget.png, pinn_ratio_over_density.png and pinn_uncertainty.png.
 """
 
 from pathlib import Path
@@ -20,23 +22,47 @@ def main() -> None:
     viewer.window.resize(1280, 820)
     viewer.open_sample("napari-mollifier", "nucleus")
     _, widget = viewer.window.add_plugin_dock_widget("napari-mollifier", "Infer rates")
-    widget.run_button.click()
     app = QApplication.instance()
-    while widget.is_running:
-        app.processEvents()
-    if widget.last_error:
-        raise SystemExit(f"inference failed: {widget.last_error}")
-    for layer in viewer.layers:
-        layer.visible = layer.name.endswith(("density", "density ratio"))
+    _run(widget, app)
+    _show(viewer, ("density", "density ratio"))
     viewer.scale_bar.visible = True
     viewer.reset_view()
     _close_toasts(viewer)
     app.processEvents()
     viewer.screenshot(str(OUT / "widget.png"), canvas_only=False)
     viewer.screenshot(str(OUT / "ratio_over_density.png"), canvas_only=True)
+
+    widget.method.setCurrentText("pinn")
+    _run(widget, app)
+    _show(viewer, ("density", "density ratio"))
+    _close_toasts(viewer)
+    app.processEvents()
+    viewer.screenshot(str(OUT / "pinn_widget.png"), canvas_only=False)
+    viewer.screenshot(str(OUT / "pinn_ratio_over_density.png"), canvas_only=True)
+    _show(viewer, ("density", "density uncertainty"))
+    for layer in viewer.layers:
+        if layer.name.endswith("uncertainty"):
+            layer.opacity = 0.75
+            viewer.layers.selection.active = layer
+    app.processEvents()
+    viewer.screenshot(str(OUT / "pinn_uncertainty.png"), canvas_only=True)
     viewer.close()
-    for name in ("widget.png", "ratio_over_density.png"):
+    for name in ("widget.png", "ratio_over_density.png", "pinn_widget.png",
+                 "pinn_ratio_over_density.png", "pinn_uncertainty.png"):
         _shrink(OUT / name)
+
+
+def _run(widget, app) -> None:
+    widget.run_button.click()
+    while widget.is_running:
+        app.processEvents()
+    if widget.last_error:
+        raise SystemExit(f"inference failed: {widget.last_error}")
+
+
+def _show(viewer, suffixes) -> None:
+    for layer in viewer.layers:
+        layer.visible = layer.name.endswith(suffixes)
 
 
 def _shrink(path: Path) -> None:

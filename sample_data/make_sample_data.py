@@ -84,12 +84,13 @@ def main(out: Path) -> None:
     phys = (np.arange(size) + 0.5) * px / nm - box / 2
     py, pxx = np.meshgrid(phys, phys, indexing="ij")
     truth = np.where((py / ay) ** 2 + (pxx / ax) ** 2 < 1, truth, np.nan)
-    mio.write_image(out / "nucleus_true_ratio.tif",
+    (out / "ground_truth").mkdir(exist_ok=True)  # kept apart: not an input of batch runs
+    mio.write_image(out / "ground_truth" / "nucleus_true_ratio.tif",
                     mio.DensityImage(truth.astype(np.float32), px, image.origin_nm,
                                      {"quantity": "Gamma_me / Gamma_ac (true)"}))
     info = dict(s, n_localisations=len(table), simulation=sim.report(),
                 files=["nucleus_localisations.csv", "nucleus_density.tif",
-                       "nucleus_true_ratio.tif"])
+                       "ground_truth/nucleus_true_ratio.tif"])
     (out / "sample_parameters.json").write_text(json.dumps(info, indent=2, default=float))
     print(f"{len(table)} localisations; wrote {out}")
 

@@ -187,3 +187,10 @@ def test_widget_fields_make_the_config(make_napari_viewer):
     )
     widget.width_nm.setValue(0.0)
     assert widget.width_nm.text() == "auto" and widget.config().mollifier_width is None
+    assert widget.config().calibration.anchor == "percentiles"
+    assert widget.config().calibration.phi_e is None and not widget.phi_e.isEnabled()
+    widget.anchor.setCurrentText("mean")
+    widget.phi_e.setValue(0.2)
+    assert widget.phi_e.isEnabled()
+    calibration = widget.config().calibration
+    assert calibration.anchor == "mean" and calibration.phi_e == pytest.approx(0.2)

@@ -44,12 +44,19 @@ def sample_data_dir() -> Path:
 
 
 def sample_files() -> dict[str, Path | None]:
-    """{"density", "truth", "localisations": path or None} of the synthetic nucleus."""
+    """{"density", "truth", "localisations": path or None} of the synthetic nucleus.
+
+    The ground truth lives in ``ground_truth/`` so that a batch run over the sample folder sees
+    only the inputs; a flat folder (older layout, or one given by the environment variable)
+    still works.
+    """
     folder = sample_data_dir()
     tables = sorted(folder.glob("*localisations*.csv"))
+    truth_folder = folder / "ground_truth"
+    truth = _find(truth_folder, "truth") if truth_folder.is_dir() else None
     return {
         "density": _find(folder, "density"),
-        "truth": _find(folder, "truth"),
+        "truth": truth or _find(folder, "truth"),
         "localisations": tables[0] if tables else None,
     }
 

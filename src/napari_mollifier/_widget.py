@@ -52,6 +52,7 @@ MAP_STYLE = {
 METHOD_CHOICES = ("direct", "pinn")
 BACKBONE_CHOICES = ("pirate", "pinn", "pinnsformer")
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+ANCHOR_CHOICES = ("percentiles", "mean")
 
 
 def run_inference(
@@ -170,6 +171,15 @@ class InferRatesWidget(QWidget):
         self.percentile_high = _spin(50.0, 100.0, 1, cal.percentile_high)
         self.phi_h_low = _spin(0.0, 1.0, 3, cal.phi_h_low)
         self.phi_h_high = _spin(0.0, 1.0, 3, cal.phi_h_high)
+        self.anchor = QComboBox()
+        self.anchor.addItems(ANCHOR_CHOICES)
+        self.anchor.setToolTip(
+            "What sets the level of phi_h: 'percentiles' maps the low percentile onto the low "
+            "phi_h; 'mean' shifts the map so that <phi_w> = Mean <phi_w> with the given "
+            "euchromatin fraction phi_e. The mean rate ratio follows from this choice."
+        )
+        self.phi_e = _spin(0.01, 0.9, 3, 0.25)
+        self.phi_e.setToolTip("Euchromatin volume fraction (uniform), used by the 'mean' level")
         for box, tip in (
             (self.percentile_low, "Density percentile mapped to the lowest phi_h"),
             (self.percentile_high, "Density percentile mapped to the highest phi_h"),
@@ -183,6 +193,7 @@ class InferRatesWidget(QWidget):
         model_form.addRow("Mean <phi_w>", self.mean_nucleoplasm)
         model_form.addRow("Percentiles", _row(self.percentile_low, self.percentile_high))
         model_form.addRow("phi_h range", _row(self.phi_h_low, self.phi_h_high))
+        model_form.addRow("Level from", _row(self.anchor, self.phi_e))
         model_box = QGroupBox("Model and calibration")
         model_box.setLayout(model_form)
 
@@ -253,6 +264,8 @@ class InferRatesWidget(QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.layer_combo.currentTextChanged.connect(self._on_layer_selected)
         self.method.currentTextChanged.connect(self._on_method_changed)
+        self.anchor.currentTextChanged.connect(self._on_anchor_changed)
+        self._on_anchor_changed(self.anchor.currentText())
         self.device.currentTextChanged.connect(self._on_device_changed)
         events = self.viewer.layers.events
         events.inserted.connect(self._refresh_layers)
@@ -320,6 +333,9 @@ class InferRatesWidget(QWidget):
                 "enter the pixel size in nm</span>"
             )
 
+    def _on_anchor_changed(self, anchor: str) -> None:
+        self.phi_e.setEnabled(anchor == "mean")
+
     # --- method / device ------------------------------------------------------------------
     def _on_method_changed(self, method: str) -> None:
         is_pinn = method != "direct"
@@ -354,6 +370,8 @@ class InferRatesWidget(QWidget):
             percentile_high=float(self.percentile_high.value()),
             phi_h_low=float(self.phi_h_low.value()),
             phi_h_high=float(self.phi_h_high.value()),
+            anchor=self.anchor.currentText(),
+            phi_e=float(self.phi_e.value()) if self.anchor.currentText() == "mean" else None,
         )
         if not calibration.phi_h_high > calibration.phi_h_low:
             raise ValueError(

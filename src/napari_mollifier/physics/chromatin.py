@@ -183,8 +183,9 @@ class ChromatinFields:
         Calibration (MODEL.md): inside the mask, the ``percentile_low`` .. ``percentile_high``
         range of the density maps affinely onto ``phi_h_low`` .. ``phi_h_high`` (clipped to
         ``[0, phi_max]``; with ``calibration.anchor == "mean"`` the map is then shifted so that
-        ``<phi_h> = 1 - mean_nucleoplasm - phi_e``); euchromatin is uniform, ``phi_e = calibration.phi_e`` or, when None,
-        ``1 - mean_nucleoplasm - <phi_h>`` so that ``<phi_w> = mean_nucleoplasm`` in the mask;
+        ``<phi_h> = 1 - mean_nucleoplasm - phi_e``); euchromatin is uniform,
+        ``phi_e = calibration.phi_e`` or, when None, ``1 - mean_nucleoplasm - <phi_h>`` so that
+        ``<phi_w> = mean_nucleoplasm`` in the mask;
         ``phi_w = 1 - phi_h - phi_e``. Everything is recorded in ``.calibration``.
         """
         params = params or ModelParams()
