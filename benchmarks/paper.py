@@ -634,7 +634,7 @@ def plot(results: dict, path: str) -> bool:
 
     scaling = [c for c in results.get("scaling", []) if "error" not in c]
     cells = [c for c in results.get("cells", []) if "error" not in c]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), dpi=80)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), dpi=80)
     markers = {1: "o", 2: "s", 4: "^"}
     colors = {1: "tab:blue", 2: "tab:orange", 4: "tab:green"}
     for method, style in (("autodiff", "--"), ("mollifier", "-")):
@@ -662,6 +662,7 @@ def plot(results: dict, path: str) -> bool:
     if axes[0].get_legend_handles_labels()[0]:
         axes[0].legend(fontsize=7)
     fourth = _fourth(cells)
+    backbone_colors = {"pinn": "tab:blue", "pirate": "tab:red", "pinnsformer": "tab:purple"}
     for (bb, method), group in sorted(_groups(fourth, ("backbone", "method")).items()):
         by_noise: dict = {}
         for c in group:
@@ -671,9 +672,11 @@ def plot(results: dict, path: str) -> bool:
         axes[2].plot(
             [100 * x for x in xs],
             [statistics.median(by_noise[x]) for x in xs],
-            "-" if method == "mollifier" else "--",
+            linestyle="-" if method == "mollifier" else "",
             marker="x" if cut else "o",
-            label=f"{bb} {method}" + (" (run cut short)" if cut else ""),
+            markersize=7 if cut else 4,
+            color=backbone_colors.get(bb),
+            label=f"{bb} {method}" + (" (cut short)" if cut else ""),
         )
     axes[2].set_xlabel("noise (% of field std)")
     refs: dict = {}  # the network-free weak-form estimate on the same data, per noise
@@ -685,13 +688,13 @@ def plot(results: dict, path: str) -> bool:
         xs = sorted(refs)
         axes[2].plot(
             [100 * x for x in xs], [statistics.median(refs[x].values()) for x in xs], ":",
-            color="gray", label="direct weak form (no network)",
+            color="black", linewidth=1.5, zorder=5, label="direct weak form (no network)",
         )  # fmt: skip
     problem = fourth[0]["problem"] if fourth else "chromatin"
     axes[2].set_title(f"Pearson r of lambda, 4th order ({problem})", fontsize=10)
     axes[2].set_ylim(-0.3, 1.05)
     if axes[2].get_legend_handles_labels()[0]:
-        axes[2].legend(fontsize=6, loc="lower left")
+        axes[2].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -874,10 +877,20 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", help="JSON path (default benchmarks/results/paper_<mode>.json)")
     parser.add_argument("--plot", help="PNG path for the figure (needs matplotlib)")
     parser.add_argument(
+        "--from-json",
+        help="print the tables (and --plot) of a saved results JSON instead of running",
+    )
+    parser.add_argument(
         "--sim-cache",
         help="folder of cached chromatin simulations (default benchmarks/results/sim_cache)",
     )
     args = parser.parse_args(argv)
+    if args.from_json:
+        results = json.loads(Path(args.from_json).read_text())
+        print(report(results))
+        if args.plot and plot(results, args.plot):
+            print(f"figure written to {args.plot}")
+        return results
 
     cells, scaling = plan(args)
     simulations = prepare_simulations(cells + scaling, args.threads)

@@ -57,22 +57,36 @@ def simulation(kind: str = "lognormal", value: float = 1.0, seed: int = 1) -> di
     from napari_mollifier.physics.random_fields import lognormal_rate_field
     from napari_mollifier.physics.simulate import simulate_chromatin
 
-    settings = {"kind": kind, "value": value, "seed": seed, "n": N_SIM, "L": BOX, "dt": 0.1,
-                "t_end": 30.0, "sim_seed": 0}
+    settings = {
+        "kind": kind,
+        "value": value,
+        "seed": seed,
+        "n": N_SIM,
+        "L": BOX,
+        "dt": 0.1,
+        "t_end": 30.0,
+        "sim_seed": 0,
+    }
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     path = CACHE / f"pinn_{kind}_{key}.npz"
     if path.exists():
         with np.load(path) as f:
             return {k: f[k] for k in f.files}
     if kind == "lognormal":
-        rate = lognormal_rate_field(N_SIM, BOX, mean=1.0, spread=0.35, correlation_length=2.0,
-                                    seed=seed)
+        rate = lognormal_rate_field(
+            N_SIM, BOX, mean=1.0, spread=0.35, correlation_length=2.0, seed=seed
+        )
     else:
         rate = float(value)
     sim = simulate_chromatin(rate, L=BOX, n=N_SIM, dt=0.1, t_end=30.0, seed=0)
-    out = {"phi_w": sim.phi_w, "phi_d": sim.phi_d, "phi_h": sim.phi_h, "phi_e": sim.phi_e,
-           "ratio": np.broadcast_to(sim.rate_ratio, sim.phi_w.shape).copy(),
-           "spacing": np.array(sim.spacing)}
+    out = {
+        "phi_w": sim.phi_w,
+        "phi_d": sim.phi_d,
+        "phi_h": sim.phi_h,
+        "phi_e": sim.phi_e,
+        "ratio": np.broadcast_to(sim.rate_ratio, sim.phi_w.shape).copy(),
+        "spacing": np.array(sim.spacing),
+    }
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, **out)
@@ -96,15 +110,24 @@ def rendered_density(sim: dict, n: int = N_INV, density_per_um2: float = 5e4):
     from napari_mollifier.io import Localisations, render_density
     from napari_mollifier.physics.synthetic import sample_localisations
 
-    table = sample_localisations(1.0 - sim["phi_w"], float(sim["spacing"]),
-                                 nm_per_unit=NM_PER_UNIT, density_per_um2=density_per_um2,
-                                 precision_nm=15.0, seed=0)
-    locs = Localisations(table.rename(columns={"x [nm]": "x_nm", "y [nm]": "y_nm",
-                                               "uncertainty_xy [nm]": "sigma_nm"}))
+    table = sample_localisations(
+        1.0 - sim["phi_w"],
+        float(sim["spacing"]),
+        nm_per_unit=NM_PER_UNIT,
+        density_per_um2=density_per_um2,
+        precision_nm=15.0,
+        seed=0,
+    )
+    locs = Localisations(
+        table.rename(
+            columns={"x [nm]": "x_nm", "y [nm]": "y_nm", "uncertainty_xy [nm]": "sigma_nm"}
+        )
+    )
     pixel_nm = BOX * NM_PER_UNIT / n
     origin = -0.5 * float(sim["spacing"]) * NM_PER_UNIT + 0.5 * pixel_nm
-    return render_density(locs, pixel_size_nm=pixel_nm, method="gaussian",
-                          origin_nm=(origin, origin), shape=(n, n))
+    return render_density(
+        locs, pixel_size_nm=pixel_nm, method="gaussian", origin_nm=(origin, origin), shape=(n, n)
+    )
 
 
 def truth_at_inversion(sim: dict) -> np.ndarray:
@@ -118,8 +141,12 @@ def quality(estimate, truth, region) -> dict:
     m = region & np.isfinite(estimate)
     e, t = estimate[m], truth[m]
     r = float(np.corrcoef(e, t)[0, 1]) if np.ptp(t) > 0 else float("nan")
-    return {"r": r, "rel_l2": float(np.linalg.norm(e - t) / np.linalg.norm(t)),
-            "mean_error": float(e.mean() / t.mean() - 1), "coverage": float(m.mean())}
+    return {
+        "r": r,
+        "rel_l2": float(np.linalg.norm(e - t) / np.linalg.norm(t)),
+        "mean_error": float(e.mean() / t.mean() - 1),
+        "coverage": float(m.mean()),
+    }
 
 
 def compare(direct, pinn, truth) -> dict:
@@ -128,9 +155,15 @@ def compare(direct, pinn, truth) -> dict:
     for name, res in (("direct", direct), ("pinn", pinn)):
         same = quality(res.ratio, truth, both)
         own = quality(res.ratio, truth, res.valid_mask)
-        row.update({f"{name}_r": same["r"], f"{name}_rel_l2": same["rel_l2"],
-                    f"{name}_mean_error": same["mean_error"],
-                    f"{name}_coverage": own["coverage"], f"{name}_r_own": own["r"]})
+        row.update(
+            {
+                f"{name}_r": same["r"],
+                f"{name}_rel_l2": same["rel_l2"],
+                f"{name}_mean_error": same["mean_error"],
+                f"{name}_coverage": own["coverage"],
+                f"{name}_r_own": own["r"],
+            }
+        )
     return row
 
 
@@ -145,19 +178,27 @@ def accuracy(quick: bool) -> list[dict]:
     truth = truth_at_inversion(sim)
     pinn_cfg = InferenceConfig(method="pinn", device="cpu", seed=0)
     noises = (0.05,) if quick else (0.0, 0.01, 0.05, 0.1)
-    cases = [(f"fields + {noise:.0%} noise", noisy_fields(sim, noise), pinn_cfg)
-             for noise in noises]
+    cases = [
+        (f"fields + {noise:.0%} noise", noisy_fields(sim, noise), pinn_cfg) for noise in noises
+    ]
     image = rendered_density(sim)
     lo, hi = np.percentile(downsample(sim["phi_h"], 2), [1, 99])
-    anchored = {"phi_h_low": float(lo), "phi_h_high": float(hi),
-                "phi_e": float(sim["phi_e"].mean()), "anchor": "mean"}
-    for label, cal in (("optical path, contrast + phi_e known", anchored),
-                       ("optical path, default calibration", {})):
+    anchored = {
+        "phi_h_low": float(lo),
+        "phi_h_high": float(hi),
+        "phi_e": float(sim["phi_e"].mean()),
+        "anchor": "mean",
+    }
+    for label, cal in (
+        ("optical path, contrast + phi_e known", anchored),
+        ("optical path, default calibration", {}),
+    ):
         if quick and cal == {}:
             continue
         cfg = pinn_cfg.replace(calibration=cal)
-        fields = ChromatinFields.from_density(image, mask=np.ones((N_INV, N_INV), bool),
-                                              params=cfg.model, calibration=cfg.calibration)
+        fields = ChromatinFields.from_density(
+            image, mask=np.ones((N_INV, N_INV), bool), params=cfg.model, calibration=cfg.calibration
+        )
         cases.append((label, fields, cfg))
     for label, fields, cfg in cases:
         t0 = time.perf_counter()
@@ -166,19 +207,28 @@ def accuracy(quick: bool) -> list[dict]:
         t0 = time.perf_counter()
         pinn = infer_rates(fields, cfg)
         t_pinn = time.perf_counter() - t0
-        row = {"data": label, **compare(direct, pinn, truth), "direct_s": t_direct,
-               "pinn_s": t_pinn, "equations": pinn.metadata["equations"],
-               "pinn_width": pinn.metadata["mollifier_width"],
-               "direct_width": direct.metadata["mollifier_width"]}
+        row = {
+            "data": label,
+            **compare(direct, pinn, truth),
+            "direct_s": t_direct,
+            "pinn_s": t_pinn,
+            "equations": pinn.metadata["equations"],
+            "pinn_width": pinn.metadata["mollifier_width"],
+            "direct_width": direct.metadata["mollifier_width"],
+        }
         rows.append(row)
         _progress(f"accuracy {label}: direct r {row['direct_r']:.4f}, pinn r {row['pinn_r']:.4f}")
     for value in () if quick else (0.5, 1.0, 1.5):
         fields = noisy_fields(simulation("constant", value), 0.01)
         direct = infer_rates(fields, pinn_cfg.replace(method="direct"))
         pinn = infer_rates(fields, pinn_cfg)
-        rows.append({"data": f"constant {value}, 1% noise",
-                     "direct_mean_error": float(np.nanmean(direct.ratio) / value - 1),
-                     "pinn_mean_error": float(np.nanmean(pinn.ratio) / value - 1)})
+        rows.append(
+            {
+                "data": f"constant {value}, 1% noise",
+                "direct_mean_error": float(np.nanmean(direct.ratio) / value - 1),
+                "pinn_mean_error": float(np.nanmean(pinn.ratio) / value - 1),
+            }
+        )
     return rows
 
 
@@ -208,9 +258,14 @@ def calibration(quick: bool) -> dict:
     held = ratios(1)
     rows = []
     for noise, x in held:
-        rows.append({"noise": noise, "coverage_1": float(np.mean(x <= factor)),
-                     "coverage_2": float(np.mean(x <= 2 * factor)),
-                     "coverage_2_code_factor": float(np.mean(x <= 2 * UNCERTAINTY_SCALE))})
+        rows.append(
+            {
+                "noise": noise,
+                "coverage_1": float(np.mean(x <= factor)),
+                "coverage_2": float(np.mean(x <= 2 * factor)),
+                "coverage_2_code_factor": float(np.mean(x <= 2 * UNCERTAINTY_SCALE)),
+            }
+        )
     return {"fitted_factor": factor, "code_factor": UNCERTAINTY_SCALE, "held_out": rows}
 
 
@@ -230,8 +285,15 @@ def _cost_job(method: str, backbone: str, patch: int, steps: int, threads: int) 
     )
 
     fields = noisy_fields(simulation(), 0.05)
-    cfg = InferenceConfig(method=method, backbone=backbone, patch_size=patch, steps=steps,
-                          ensemble_size=1, device="cpu", seed=0)
+    cfg = InferenceConfig(
+        method=method,
+        backbone=backbone,
+        patch_size=patch,
+        steps=steps,
+        ensemble_size=1,
+        device="cpu",
+        seed=0,
+    )
     options = PinnOptions(fields_mode="network" if method == "pinn-autodiff" else "correction")
     device, _ = resolve_device("cpu")
     data = _read_fields(fields)
@@ -245,8 +307,11 @@ def _cost_job(method: str, backbone: str, patch: int, steps: int, threads: int) 
     for k in range(steps):
         trainer.step(k + 1, steps + 2)
     seconds = (time.perf_counter() - t0) / steps
-    return {"s_per_step": seconds, "peak_mb": meter.peak_mb(),
-            "window_px": problem.patch + 2 * problem.radius}
+    return {
+        "s_per_step": seconds,
+        "peak_mb": meter.peak_mb(),
+        "window_px": problem.patch + 2 * problem.radius,
+    }
 
 
 def cost(quick: bool, threads: int) -> list[dict]:
@@ -256,8 +321,13 @@ def cost(quick: bool, threads: int) -> list[dict]:
             row = {"backbone": backbone, "patch_px": patch}
             for method in ("pinn", "pinn-autodiff"):
                 steps = 3 if method == "pinn-autodiff" else 10
-                kwargs = {"method": method, "backbone": backbone, "patch": patch,
-                          "steps": steps, "threads": threads}
+                kwargs = {
+                    "method": method,
+                    "backbone": backbone,
+                    "patch": patch,
+                    "steps": steps,
+                    "threads": threads,
+                }
                 memory = run_isolated(_cost_job, kwargs, malloc="release")
                 timing = run_isolated(_cost_job, kwargs, malloc="keep")
                 key = "mollifier" if method == "pinn" else "autodiff"
@@ -281,21 +351,32 @@ def speed(size: int) -> dict:
     from napari_mollifier.physics.chromatin import ChromatinFields
 
     sim = simulation()
-    fields = ChromatinFields.from_density(rendered_density(sim, n=size),
-                                          mask=np.ones((size, size), bool))
+    fields = ChromatinFields.from_density(
+        rendered_density(sim, n=size), mask=np.ones((size, size), bool)
+    )
     cfg = InferenceConfig(method="pinn", device="auto")
     t0 = time.perf_counter()
     result = infer_rates(fields, cfg)
-    return {"size": size, "seconds": time.perf_counter() - t0, "steps": cfg.steps,
-            "ensemble": cfg.ensemble_size, "patch": cfg.patch_size,
-            "device": result.metadata["device"], "device_reason": result.metadata["device_reason"],
-            "timings": result.timings, "load_after": os.getloadavg()[0]}
+    return {
+        "size": size,
+        "seconds": time.perf_counter() - t0,
+        "steps": cfg.steps,
+        "ensemble": cfg.ensemble_size,
+        "patch": cfg.patch_size,
+        "device": result.metadata["device"],
+        "device_reason": result.metadata["device_reason"],
+        "timings": result.timings,
+        "load_after": os.getloadavg()[0],
+    }
 
 
 # --- output --------------------------------------------------------------------------------
 def _progress(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {message}",
-          file=sys.stderr, flush=True)
+    print(
+        f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.1f}] {message}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _fmt(value) -> str:
@@ -324,13 +405,16 @@ def machine(threads: int) -> str:
                 break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} cores, {threads} torch thread(s), torch {torch.__version__}"
-            f", load average at start {os.getloadavg()[0]:.1f}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {threads} torch thread(s), torch {torch.__version__}"
+        f", load average at start {os.getloadavg()[0]:.1f}"
+    )
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sections = ("accuracy", "calibration", "cost", "speed")
     parser.add_argument("--only", nargs="+", choices=sections, default=list(sections))
     parser.add_argument("--quick", action="store_true", help="fewer cases (smoke run)")
@@ -351,8 +435,10 @@ def main(argv=None) -> None:
     if "calibration" in args.only:
         report["calibration"] = calibration(args.quick)
         cal = report["calibration"]
-        print(f"### Uncertainty calibration: fitted factor {cal['fitted_factor']:.3g} "
-              f"(code uses {cal['code_factor']:.3g}); held-out coverage\n")
+        print(
+            f"### Uncertainty calibration: fitted factor {cal['fitted_factor']:.3g} "
+            f"(code uses {cal['code_factor']:.3g}); held-out coverage\n"
+        )
         print(table(cal["held_out"]) + "\n")
     if "cost" in args.only:
         report["cost"] = cost(args.quick, args.threads)
@@ -361,9 +447,11 @@ def main(argv=None) -> None:
     if "speed" in args.only:
         report["speed"] = speed(args.speed_size)
         s = report["speed"]
-        print(f"### Default Infer rates on {s['size']}^2: {s['seconds']:.1f} s on "
-              f"{s['device']} ({s['device_reason']}); {s['steps']} steps, "
-              f"{s['ensemble']} members, patch {s['patch']}\n")
+        print(
+            f"### Default Infer rates on {s['size']}^2: {s['seconds']:.1f} s on "
+            f"{s['device']} ({s['device_reason']}); {s['steps']} steps, "
+            f"{s['ensemble']} members, patch {s['patch']}\n"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=str))

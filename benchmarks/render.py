@@ -21,11 +21,13 @@ def nucleus(n: int, radius_nm: float = 8000.0, seed: int = 0) -> Localisations:
     rng = np.random.default_rng(seed)
     r = radius_nm * np.sqrt(rng.random(n))
     theta = rng.random(n) * 2 * np.pi
-    table = pd.DataFrame({
-        "x_nm": radius_nm + r * np.cos(theta),
-        "y_nm": radius_nm + r * np.sin(theta),
-        "sigma_nm": rng.gamma(4.0, 3.5, n).astype(np.float32),
-    })
+    table = pd.DataFrame(
+        {
+            "x_nm": radius_nm + r * np.cos(theta),
+            "y_nm": radius_nm + r * np.sin(theta),
+            "sigma_nm": rng.gamma(4.0, 3.5, n).astype(np.float32),
+        }
+    )
     return Localisations(table, {"format": "synthetic", "file": None})
 
 
@@ -36,10 +38,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     locs = nucleus(args.n)
-    print(f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} n={args.n} "
-          f"pixel_size_nm={args.pixel}")
-    print(f"{'method':<10} {'shape':>12} {'radius_px':>9} {'wall_s':>8} {'cpu_s':>8} "
-          f"{'sum':>12}")
+    print(
+        f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} n={args.n} pixel_size_nm={args.pixel}"
+    )
+    print(f"{'method':<10} {'shape':>12} {'radius_px':>9} {'wall_s':>8} {'cpu_s':>8} {'sum':>12}")
     for method in ("histogram", "gaussian"):
         best, best_cpu = np.inf, np.inf
         for _ in range(args.repeat):
@@ -48,8 +50,10 @@ def main() -> None:
             best = min(best, time.perf_counter() - t0)
             best_cpu = min(best_cpu, time.process_time() - c0)
         shape = "x".join(map(str, img.data.shape))
-        print(f"{method:<10} {shape:>12} {img.metadata.get('radius_px', '-'):>9} "
-              f"{best:8.2f} {best_cpu:8.2f} {img.data.sum():12.1f}")
+        print(
+            f"{method:<10} {shape:>12} {img.metadata.get('radius_px', '-'):>9} "
+            f"{best:8.2f} {best_cpu:8.2f} {img.data.sum():12.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ then runs the PINN (default settings, about 1.5 minutes on a 2-core CPU) and sav
 docs/images/pinn_widget.png, pinn_ratio_over_density.png and pinn_uncertainty.png.
 """
 
+import time
 from pathlib import Path
 
 import napari
@@ -25,7 +26,9 @@ def main() -> None:
     app = QApplication.instance()
     _run(widget, app)
     _show(viewer, ("density", "density ratio"))
-    viewer.scale_bar.visible = True
+    # napari >= 0.9 moved the scale bar to the canvas overlays
+    canvas = getattr(viewer, "canvas", None)
+    (canvas.overlays.scale_bar if canvas is not None else viewer.scale_bar).visible = True
     viewer.reset_view()
     _close_toasts(viewer)
     app.processEvents()
@@ -43,12 +46,18 @@ def main() -> None:
     for layer in viewer.layers:
         if layer.name.endswith("uncertainty"):
             layer.opacity = 0.75
+            layer.colorbar.visible = True
             viewer.layers.selection.active = layer
     app.processEvents()
     viewer.screenshot(str(OUT / "pinn_uncertainty.png"), canvas_only=True)
     viewer.close()
-    for name in ("widget.png", "ratio_over_density.png", "pinn_widget.png",
-                 "pinn_ratio_over_density.png", "pinn_uncertainty.png"):
+    for name in (
+        "widget.png",
+        "ratio_over_density.png",
+        "pinn_widget.png",
+        "pinn_ratio_over_density.png",
+        "pinn_uncertainty.png",
+    ):
         _shrink(OUT / name)
 
 
@@ -56,6 +65,7 @@ def _run(widget, app) -> None:
     widget.run_button.click()
     while widget.is_running:
         app.processEvents()
+        time.sleep(0.02)  # a bare spin would take a core from the worker on a 2-core machine
     if widget.last_error:
         raise SystemExit(f"inference failed: {widget.last_error}")
 

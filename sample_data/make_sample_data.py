@@ -43,8 +43,7 @@ SETTINGS = {
     "precision_nm": 15.0,
     "render_pixel_size_nm": 20.0,
     "render_method": "gaussian",
-    "model": {"phi_max": 0.7, "interface_length": 0.03, "gamma_ac": 1.0,
-              "mean_nucleoplasm": 0.5},
+    "model": {"phi_max": 0.7, "interface_length": 0.03, "gamma_ac": 1.0, "mean_nucleoplasm": 0.5},
 }
 
 
@@ -52,10 +51,17 @@ def main(out: Path) -> None:
     s = SETTINGS
     out.mkdir(parents=True, exist_ok=True)
     n, box = s["n_sim"], s["L_model_units"]
-    lam = lognormal_rate_field(n, box, s["ratio_mean"], s["ratio_log_spread"],
-                               s["ratio_correlation_length_model_units"], seed=s["seed_rate_map"])
-    sim = simulate_chromatin(lam, L=box, n=n, dt=s["dt"], t_end=s["t_end"],
-                             seed=s["seed_simulation"])
+    lam = lognormal_rate_field(
+        n,
+        box,
+        s["ratio_mean"],
+        s["ratio_log_spread"],
+        s["ratio_correlation_length_model_units"],
+        seed=s["seed_rate_map"],
+    )
+    sim = simulate_chromatin(
+        lam, L=box, n=n, dt=s["dt"], t_end=s["t_end"], seed=s["seed_simulation"]
+    )
     print("simulation:", {k: v for k, v in sim.report().items() if k != "history"})
     h = box / n
     centres = (np.arange(n) + 0.5) * h - box / 2
@@ -63,17 +69,27 @@ def main(out: Path) -> None:
     ay, ax = s["nucleus_semi_axes_model_units"]
     nucleus = (yy / ay) ** 2 + (xx / ax) ** 2 < 1
     nm = s["nm_per_unit"]
-    table = sample_localisations(1.0 - sim.phi_w, h, nm_per_unit=nm,
-                                 density_per_um2=s["density_per_um2"],
-                                 precision_nm=s["precision_nm"], mask=nucleus,
-                                 origin_nm=(0.5 * h * nm, 0.5 * h * nm),
-                                 seed=s["seed_localisations"])
+    table = sample_localisations(
+        1.0 - sim.phi_w,
+        h,
+        nm_per_unit=nm,
+        density_per_um2=s["density_per_um2"],
+        precision_nm=s["precision_nm"],
+        mask=nucleus,
+        origin_nm=(0.5 * h * nm, 0.5 * h * nm),
+        seed=s["seed_localisations"],
+    )
     csv = write_thunderstorm_csv(out / "nucleus_localisations.csv", table)
     locs = mio.read_localisations(csv)
     px = s["render_pixel_size_nm"]
     size = int(round(box * nm / px))
-    image = mio.render_density(locs, pixel_size_nm=px, method=s["render_method"],
-                               origin_nm=(px / 2, px / 2), shape=(size, size))
+    image = mio.render_density(
+        locs,
+        pixel_size_nm=px,
+        method=s["render_method"],
+        origin_nm=(px / 2, px / 2),
+        shape=(size, size),
+    )
     mio.write_image(out / "nucleus_density.tif", image)
     # true ratio on the rendered grid (periodic bilinear interpolation), NaN off the nucleus
     from scipy import ndimage
@@ -85,12 +101,25 @@ def main(out: Path) -> None:
     py, pxx = np.meshgrid(phys, phys, indexing="ij")
     truth = np.where((py / ay) ** 2 + (pxx / ax) ** 2 < 1, truth, np.nan)
     (out / "ground_truth").mkdir(exist_ok=True)  # kept apart: not an input of batch runs
-    mio.write_image(out / "ground_truth" / "nucleus_true_ratio.tif",
-                    mio.DensityImage(truth.astype(np.float32), px, image.origin_nm,
-                                     {"quantity": "Gamma_me / Gamma_ac (true)"}))
-    info = dict(s, n_localisations=len(table), simulation=sim.report(),
-                files=["nucleus_localisations.csv", "nucleus_density.tif",
-                       "ground_truth/nucleus_true_ratio.tif"])
+    mio.write_image(
+        out / "ground_truth" / "nucleus_true_ratio.tif",
+        mio.DensityImage(
+            truth.astype(np.float32),
+            px,
+            image.origin_nm,
+            {"quantity": "Gamma_me / Gamma_ac (true)"},
+        ),
+    )
+    info = dict(
+        s,
+        n_localisations=len(table),
+        simulation=sim.report(),
+        files=[
+            "nucleus_localisations.csv",
+            "nucleus_density.tif",
+            "ground_truth/nucleus_true_ratio.tif",
+        ],
+    )
     (out / "sample_parameters.json").write_text(json.dumps(info, indent=2, default=float))
     print(f"{len(table)} localisations; wrote {out}")
 

@@ -29,8 +29,9 @@ def constant_simulation(rate_ratio: float):
 @cache
 def lognormal_simulation(seed: int = 1):
     """Steady state for a smooth log-normal ratio map (mean 1, log-spread 0.35, ell = 2)."""
-    lam = lognormal_rate_field(N_SIM, L_BOX, mean=1.0, spread=0.35, correlation_length=2.0,
-                               seed=seed)
+    lam = lognormal_rate_field(
+        N_SIM, L_BOX, mean=1.0, spread=0.35, correlation_length=2.0, seed=seed
+    )
     return simulate_chromatin(lam, L=L_BOX, n=N_SIM, dt=DT, t_end=T_END, seed=0)
 
 

@@ -57,13 +57,24 @@ def write_thunderstorm(path: Path, density: np.ndarray, pixel_nm: float, seed: i
     y_nm = (np.repeat(rows, reps) + rng.random(reps.sum())) * pixel_nm
     x_nm = (np.repeat(cols, reps) + rng.random(reps.sum())) * pixel_nm
     n = x_nm.size
-    header = ('"id","frame","x [nm]","y [nm]","sigma [nm]","intensity [photon]",'
-              '"offset [photon]","bkgstd [photon]","chi2","uncertainty [nm]"')
-    table = np.column_stack([
-        np.arange(1, n + 1), rng.integers(1, 500, n), x_nm, y_nm, np.full(n, 110.0),
-        rng.uniform(500, 3000, n), np.full(n, 20.0), np.full(n, 5.0), np.ones(n),
-        rng.uniform(8, 15, n),
-    ])
+    header = (
+        '"id","frame","x [nm]","y [nm]","sigma [nm]","intensity [photon]",'
+        '"offset [photon]","bkgstd [photon]","chi2","uncertainty [nm]"'
+    )
+    table = np.column_stack(
+        [
+            np.arange(1, n + 1),
+            rng.integers(1, 500, n),
+            x_nm,
+            y_nm,
+            np.full(n, 110.0),
+            rng.uniform(500, 3000, n),
+            np.full(n, 20.0),
+            np.full(n, 5.0),
+            np.ones(n),
+            rng.uniform(8, 15, n),
+        ]
+    )
     np.savetxt(path, table, delimiter=",", header=header, comments="", fmt="%.6g")
     return n
 
@@ -84,8 +95,20 @@ def cli_args(input_dir: Path, out_dir: Path, *extra: str) -> list[str]:
     config = out_dir.parent / "fast.yaml"
     if not config.exists():
         InferenceConfig(mollifier_width=WIDTH).save(config)
-    return [str(input_dir), "-o", str(out_dir), "--config", str(config), "--method", "direct",
-            "--device", "cpu", "--pixel-size-nm", str(PIXEL_NM), *extra]
+    return [
+        str(input_dir),
+        "-o",
+        str(out_dir),
+        "--config",
+        str(config),
+        "--method",
+        "direct",
+        "--device",
+        "cpu",
+        "--pixel-size-nm",
+        str(PIXEL_NM),
+        *extra,
+    ]
 
 
 def read_summary(out_dir: Path) -> list[dict]:
@@ -181,8 +204,10 @@ def test_usage_errors(tmp_path, capsys):
     assert main([str(tmp_path / "missing.csv"), "-o", str(tmp_path / "o")]) == EXIT_USAGE
     assert "does not exist" in capsys.readouterr().err
     assert main([str(empty), "-o", str(tmp_path / "o"), "--resume", "--overwrite"]) == EXIT_USAGE
-    assert main([str(empty), "-o", str(tmp_path / "o"), "--workers", "2",
-                 "--scheduler", "tcp://x:1"]) == EXIT_USAGE
+    assert (
+        main([str(empty), "-o", str(tmp_path / "o"), "--workers", "2", "--scheduler", "tcp://x:1"])
+        == EXIT_USAGE
+    )
     bad = tmp_path / "bad.yaml"
     bad.write_text("methd: direct\n")
     assert main([str(empty), "-o", str(tmp_path / "o"), "--config", str(bad)]) == EXIT_USAGE
@@ -194,8 +219,10 @@ def test_usage_errors(tmp_path, capsys):
 def test_resume_does_no_work(input_dir, tmp_path, monkeypatch, capsys):
     out_dir = tmp_path / "out"
     assert main(cli_args(input_dir, out_dir)) == EXIT_SOME_FAILED
-    mtimes = {s: [(out_dir / f"{s}{x}").stat().st_mtime_ns for x in (".ome.tif", ".json")]
-              for s in GOOD_STEMS}
+    mtimes = {
+        s: [(out_dir / f"{s}{x}").stat().st_mtime_ns for x in (".ome.tif", ".json")]
+        for s in GOOD_STEMS
+    }
     first = {r["input"]: r for r in read_summary(out_dir)}
 
     calls = []
@@ -211,8 +238,9 @@ def test_resume_does_no_work(input_dir, tmp_path, monkeypatch, capsys):
     assert calls == ["broken.tif"]  # only the failed input is tried again
     assert "2 already complete" in capsys.readouterr().err
     for s in GOOD_STEMS:
-        assert [(out_dir / f"{s}{x}").stat().st_mtime_ns for x in (".ome.tif", ".json")] == \
-            mtimes[s]
+        assert [(out_dir / f"{s}{x}").stat().st_mtime_ns for x in (".ome.tif", ".json")] == mtimes[
+            s
+        ]
     second = {r["input"]: r for r in read_summary(out_dir)}
     for name, row in second.items():
         if row["status"] == "resumed":  # numbers copied from the sidecar
@@ -255,8 +283,9 @@ def test_interrupted_write_leaves_no_partial_file(input_dir, tmp_path, monkeypat
 
     monkeypatch.setattr(mio, "write_maps", write_then_interrupt)
     out_dir = tmp_path / "out"
-    config = InferenceConfig(method="direct", device="cpu", pixel_size_nm=PIXEL_NM,
-                             mollifier_width=WIDTH)
+    config = InferenceConfig(
+        method="direct", device="cpu", pixel_size_nm=PIXEL_NM, mollifier_width=WIDTH
+    )
     with pytest.raises(KeyboardInterrupt):
         process_file(input_dir / "cell_a.tif", out_dir, config)
     assert output_files(out_dir) == set()  # temp folder removed, nothing under a final name
@@ -274,8 +303,16 @@ def test_discovery_names_and_exclusions(tmp_path):
     data = tmp_path / "data"
     (data / "sub").mkdir(parents=True)
     (data / ".hidden").mkdir()
-    for name in ("cell.csv", "cell.tif", "x.ome.tif", "sub/cell.csv", ".hidden/h.csv", ".dot.csv",
-                 "run_locs.yaml", "picasso_locs.hdf5"):
+    for name in (
+        "cell.csv",
+        "cell.tif",
+        "x.ome.tif",
+        "sub/cell.csv",
+        ".hidden/h.csv",
+        ".dot.csv",
+        "run_locs.yaml",
+        "picasso_locs.hdf5",
+    ):
         (data / name).write_text("x")
     out = data / "results"
     out.mkdir()
@@ -283,7 +320,9 @@ def test_discovery_names_and_exclusions(tmp_path):
 
     jobs, ignored = discover_inputs([data], exclude=[out])
     assert {j.path.name: j.stem for j in jobs} == {
-        "cell.csv": "cell_csv", "cell.tif": "cell_tif", "x.ome.tif": "x",
+        "cell.csv": "cell_csv",
+        "cell.tif": "cell_tif",
+        "x.ome.tif": "x",
         "picasso_locs.hdf5": "picasso_locs",
     }
     assert [p.name for p in ignored] == ["run_locs.yaml"]
@@ -303,11 +342,23 @@ def test_discovery_names_and_exclusions(tmp_path):
 
 def test_config_file_and_flags(tmp_path, input_dir):
     config_path = tmp_path / "run.yaml"
-    InferenceConfig(seed=3, calibration={"phi_h_high": 0.6}, render_pixel_size_nm=30.0,
-                    mollifier_width=0.9).save(config_path)
+    InferenceConfig(
+        seed=3, calibration={"phi_h_high": 0.6}, render_pixel_size_nm=30.0, mollifier_width=0.9
+    ).save(config_path)
     out_dir = tmp_path / "out"
-    status = main([str(input_dir / "cell_b.csv"), "-o", str(out_dir), "--config", str(config_path),
-                   "--seed", "9", "--device", "cpu"])
+    status = main(
+        [
+            str(input_dir / "cell_b.csv"),
+            "-o",
+            str(out_dir),
+            "--config",
+            str(config_path),
+            "--seed",
+            "9",
+            "--device",
+            "cpu",
+        ]
+    )
     assert status == EXIT_OK
     effective = InferenceConfig.from_file(out_dir / CONFIG_NAME)
     assert effective.seed == 9  # the flag wins
@@ -320,8 +371,9 @@ def test_config_file_and_flags(tmp_path, input_dir):
 # --- Dask ---------------------------------------------------------------------------------------
 def test_local_cluster_matches_sequential(input_dir, tmp_path):
     pytest.importorskip("distributed")
-    config = InferenceConfig(method="direct", device="cpu", pixel_size_nm=PIXEL_NM, seed=1,
-                             mollifier_width=WIDTH)
+    config = InferenceConfig(
+        method="direct", device="cpu", pixel_size_nm=PIXEL_NM, seed=1, mollifier_width=WIDTH
+    )
     quiet = io.StringIO()
     sequential = run_batch([input_dir], tmp_path / "seq", config, stream=quiet)
     parallel = run_batch([input_dir], tmp_path / "dask", config, workers=2, stream=quiet)
@@ -345,8 +397,7 @@ def test_missing_dask_is_a_clear_usage_error(input_dir, tmp_path):
         "from napari_mollifier.batch import main\n"
         f"sys.exit(main({cli_args(input_dir, tmp_path / 'out', '--workers', '2')!r}))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == EXIT_USAGE, proc.stderr
     assert "pip install" in proc.stderr and "dask" in proc.stderr
 
@@ -361,8 +412,7 @@ def test_import_is_qt_free():
         "('qtpy', 'napari', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6'))\n"
         "assert not bad, bad\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -374,8 +424,15 @@ def test_progress_printer_lines():
     stream = io.StringIO()
     printer = ProgressPrinter("cell.csv", stream)
     for step in range(0, 201):
-        printer(ProgressEvent(step=step, total=200, losses={"loss": 1.0 / (step + 1)},
-                              elapsed_s=step * 0.01, message="training"))
+        printer(
+            ProgressEvent(
+                step=step,
+                total=200,
+                losses={"loss": 1.0 / (step + 1)},
+                elapsed_s=step * 0.01,
+                message="training",
+            )
+        )
     printer.close()
     lines = stream.getvalue().splitlines()
     assert len(lines) == 11 and lines[0].startswith("  0%") and lines[-1].startswith("100%")
@@ -391,12 +448,24 @@ def test_sigterm_during_pinn_training_leaves_no_partial_output(input_dir, tmp_pa
     import time
 
     out_dir = tmp_path / "out"
-    cmd = [sys.executable, "-m", "napari_mollifier.batch", str(input_dir / "cell_a.tif"),
-           "-o", str(out_dir), "--method", "pinn", "--device", "cpu",
-           "--pixel-size-nm", str(PIXEL_NM)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "napari_mollifier.batch",
+        str(input_dir / "cell_a.tif"),
+        "-o",
+        str(out_dir),
+        "--method",
+        "pinn",
+        "--device",
+        "cpu",
+        "--pixel-size-nm",
+        str(PIXEL_NM),
+    ]
     config = tmp_path / "long.yaml"
-    InferenceConfig(steps=1_000_000, ensemble_size=1, patch_size=32,
-                    mollifier_width=WIDTH).save(config)
+    InferenceConfig(steps=1_000_000, ensemble_size=1, patch_size=32, mollifier_width=WIDTH).save(
+        config
+    )
     cmd += ["--config", str(config)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

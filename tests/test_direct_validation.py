@@ -57,26 +57,48 @@ def test_optical_path():
 
     sim = lognormal_simulation()
     nm_per_unit = 300.0
-    table = sample_localisations(1.0 - sim.phi_w, sim.spacing, nm_per_unit=nm_per_unit,
-                                 density_per_um2=5e4, precision_nm=15.0, seed=0)
-    locs = Localisations(table.rename(columns={"x [nm]": "x_nm", "y [nm]": "y_nm",
-                                               "uncertainty_xy [nm]": "sigma_nm"}))
+    table = sample_localisations(
+        1.0 - sim.phi_w,
+        sim.spacing,
+        nm_per_unit=nm_per_unit,
+        density_per_um2=5e4,
+        precision_nm=15.0,
+        seed=0,
+    )
+    locs = Localisations(
+        table.rename(
+            columns={"x [nm]": "x_nm", "y [nm]": "y_nm", "uncertainty_xy [nm]": "sigma_nm"}
+        )
+    )
     pixel_nm = L_BOX * nm_per_unit / N_INV
     sim_px_nm = sim.spacing * nm_per_unit
     origin = -0.5 * sim_px_nm + 0.5 * pixel_nm  # same box as the simulation grid
-    image = render_density(locs, pixel_size_nm=pixel_nm, method="gaussian",
-                           origin_nm=(origin, origin), shape=(N_INV, N_INV))
+    image = render_density(
+        locs,
+        pixel_size_nm=pixel_nm,
+        method="gaussian",
+        origin_nm=(origin, origin),
+        shape=(N_INV, N_INV),
+    )
     # calibration assumption: the contrast of phi_h (its 1st..99th percentile range) and the
     # euchromatin fraction phi_e are known; the level follows from <phi_w> = 0.5 ("mean" anchor)
     phi_h_true = downsample(sim.phi_h, 2)
     lo, hi = np.percentile(phi_h_true, [1, 99])
     phi_e_mean = float(sim.phi_e.mean())
     config = InferenceConfig(
-        calibration={"phi_h_low": float(lo), "phi_h_high": float(hi), "phi_e": phi_e_mean,
-                     "anchor": "mean"}
+        calibration={
+            "phi_h_low": float(lo),
+            "phi_h_high": float(hi),
+            "phi_e": phi_e_mean,
+            "anchor": "mean",
+        }
     )
-    fields = ChromatinFields.from_density(image, mask=np.ones((N_INV, N_INV), bool),
-                                          params=config.model, calibration=config.calibration)
+    fields = ChromatinFields.from_density(
+        image,
+        mask=np.ones((N_INV, N_INV), bool),
+        params=config.model,
+        calibration=config.calibration,
+    )
     assert fields.phi_w.mean() == pytest.approx(0.5, abs=1e-6)
     result = infer_rates(fields, config)
     truth = downsample(sim.rate_ratio, 2)

@@ -22,10 +22,13 @@ def _write(path, text, encoding="utf-8", newline="\n"):
 
 
 def test_thunderstorm_plain_and_doubled_quotes(tmp_path):
-    header = ('"id","frame","x [nm]","y [nm]","sigma [nm]","intensity [photon]",'
-              '"offset [photon]","bkgstd [photon]","chi2","uncertainty_xy [nm]"')
-    rows = "".join(f"{i + 1},{i + 1},{x},{y},120,500,10,3,1.1,{8 + i}\n"
-                   for i, (x, y) in enumerate(zip(X, Y)))
+    header = (
+        '"id","frame","x [nm]","y [nm]","sigma [nm]","intensity [photon]",'
+        '"offset [photon]","bkgstd [photon]","chi2","uncertainty_xy [nm]"'
+    )
+    rows = "".join(
+        f"{i + 1},{i + 1},{x},{y},120,500,10,3,1.1,{8 + i}\n" for i, (x, y) in enumerate(zip(X, Y))
+    )
     p1 = _write(tmp_path / "ts.csv", header + "\n" + rows)
     doubled = '"' + ",".join(f'""{n.strip(chr(34))}""' for n in header.split(",")) + '"'
     p2 = _write(tmp_path / "ts2.csv", doubled + "\n" + rows)
@@ -41,8 +44,10 @@ def test_thunderstorm_plain_and_doubled_quotes(tmp_path):
 
 
 def test_thunderstorm_old_uncertainty_3d_and_px(tmp_path):
-    p = _write(tmp_path / "old.csv", '"id","frame","x [px]","y [px]","z [nm]",'
-               '"uncertainty [px]"\n1,1,1.5,2.0,-40,0.1\n')
+    p = _write(
+        tmp_path / "old.csv",
+        '"id","frame","x [px]","y [px]","z [nm]","uncertainty [px]"\n1,1,1.5,2.0,-40,0.1\n',
+    )
     with pytest.raises(FormatError, match="pixel_size_nm"):
         read_localisations(p)
     locs = read_localisations(p, pixel_size_nm=160.0)
@@ -54,9 +59,19 @@ def test_thunderstorm_old_uncertainty_3d_and_px(tmp_path):
 
 
 def _picasso(path, with_meta=False):
-    dt = np.dtype([("frame", "<u4"), ("x", "<f4"), ("y", "<f4"), ("photons", "<f4"),
-                   ("sx", "<f4"), ("sy", "<f4"), ("bg", "<f4"), ("lpx", "<f4"),
-                   ("lpy", "<f4")])
+    dt = np.dtype(
+        [
+            ("frame", "<u4"),
+            ("x", "<f4"),
+            ("y", "<f4"),
+            ("photons", "<f4"),
+            ("sx", "<f4"),
+            ("sy", "<f4"),
+            ("bg", "<f4"),
+            ("lpx", "<f4"),
+            ("lpy", "<f4"),
+        ]
+    )
     arr = np.zeros(3, dt)
     arr["frame"] = [0, 1, 2]
     arr["x"] = [1.0, 2.5, 10.0]
@@ -76,7 +91,8 @@ def test_picasso_yaml_metadata_and_missing(tmp_path):
     with pytest.raises(FormatError, match=r"\.yaml.*/metadata|pixel_size_nm"):
         read_localisations(p)
     (tmp_path / "a_locs.yaml").write_text(
-        "Byte Order: <\nCamera: Andor\n---\nLocalized: true\nPixelsize: 108\n---\nx: 1\n")
+        "Byte Order: <\nCamera: Andor\n---\nLocalized: true\nPixelsize: 108\n---\nx: 1\n"
+    )
     locs = read_localisations(p)
     np.testing.assert_allclose(locs.table["x_nm"], [108.0, 270.0, 1080.0])
     np.testing.assert_allclose(locs.table["y_nm"], [324.0, 459.0, 54.0])
@@ -138,11 +154,15 @@ def test_decode_px_anisotropic_nm_and_empty(tmp_path):
 
 
 def test_elyra_latin1_crlf_nul_footer(tmp_path):
-    header = ("Index\tFirst Frame\tNumber Frames\tFrames Missing\tPosition X [nm]\t"
-              "Position Y [nm]\tPrecision [nm]\tNumber Photons\tBackground variance\t"
-              "Chi square\tPSF half width [nm]\tChannel\tZ Slice")
-    rows = "".join(f"{i + 1}\t{i + 5}\t1\t0\t{x}\t{y}\t12.5\t800\t3\t1\t150\t1\t0\n"
-                   for i, (x, y) in enumerate(zip(X, Y)))
+    header = (
+        "Index\tFirst Frame\tNumber Frames\tFrames Missing\tPosition X [nm]\t"
+        "Position Y [nm]\tPrecision [nm]\tNumber Photons\tBackground variance\t"
+        "Chi square\tPSF half width [nm]\tChannel\tZ Slice"
+    )
+    rows = "".join(
+        f"{i + 1}\t{i + 5}\t1\t0\t{x}\t{y}\t12.5\t800\t3\t1\t150\t1\t0\n"
+        for i, (x, y) in enumerate(zip(X, Y))
+    )
     body = (header + "\n" + rows).replace("\n", "\r\n").encode("latin-1")
     footer = b"\x00VoxelSizeX=0.1 \xb5m\r\nGarbage\t\t\r\n1\t2\r\n"
     p = tmp_path / "elyra.txt"
@@ -156,10 +176,14 @@ def test_elyra_latin1_crlf_nul_footer(tmp_path):
 
 
 def test_nstorm_prefers_xwc(tmp_path):
-    header = ("Channel Name\tX\tY\tXc\tYc\tHeight\tFrame\tPhotons\t"
-              "Lateral Localization Accuracy\tXw\tYw\tXwc\tYwc")
-    rows = "".join(f"647\t{x + 9}\t{y + 9}\t{x + 5}\t{y + 5}\t1\t{i}\t900\t11\t0\t0\t{x}\t{y}\n"
-                   for i, (x, y) in enumerate(zip(X, Y)))
+    header = (
+        "Channel Name\tX\tY\tXc\tYc\tHeight\tFrame\tPhotons\t"
+        "Lateral Localization Accuracy\tXw\tYw\tXwc\tYwc"
+    )
+    rows = "".join(
+        f"647\t{x + 9}\t{y + 9}\t{x + 5}\t{y + 5}\t1\t{i}\t900\t11\t0\t0\t{x}\t{y}\n"
+        for i, (x, y) in enumerate(zip(X, Y))
+    )
     p = _write(tmp_path / "ns.txt", header + "\n" + rows)
     assert sniff_format(p) == "nstorm"
     locs = read_localisations(p)
@@ -167,26 +191,34 @@ def test_nstorm_prefers_xwc(tmp_path):
     np.testing.assert_array_equal(locs.table["y_nm"], Y)
     assert locs.metadata["original_columns"]["x_nm"] == "xwc"
     # without the warped columns, Xc/Yc are used
-    p2 = _write(tmp_path / "ns2.txt", "Name\tX\tY\tXc\tYc\tFrame\n" + "".join(
-        f"a\t{x + 9}\t{y + 9}\t{x}\t{y}\t{i}\n" for i, (x, y) in enumerate(zip(X, Y))))
+    p2 = _write(
+        tmp_path / "ns2.txt",
+        "Name\tX\tY\tXc\tYc\tFrame\n"
+        + "".join(f"a\t{x + 9}\t{y + 9}\t{x}\t{y}\t{i}\n" for i, (x, y) in enumerate(zip(X, Y))),
+    )
     np.testing.assert_array_equal(read_localisations(p2).table["x_nm"], X)
 
 
 def test_oni_csv(tmp_path):
-    p = _write(tmp_path / "oni.csv", "Channel,Frame,X (nm),Y (nm),Z (nm),Photons,Background\n"
-               + "".join(f"0,{i},{x},{y},0,500,20\n" for i, (x, y) in enumerate(zip(X, Y))))
+    p = _write(
+        tmp_path / "oni.csv",
+        "Channel,Frame,X (nm),Y (nm),Z (nm),Photons,Background\n"
+        + "".join(f"0,{i},{x},{y},0,500,20\n" for i, (x, y) in enumerate(zip(X, Y))),
+    )
     assert sniff_format(p) == "oni"
     locs = read_localisations(p)
     np.testing.assert_array_equal(locs.table["x_nm"], X)
     np.testing.assert_allclose(locs.table["background"], 20)
 
 
-RAPID = ('# <localizations insequence="true" repetitions="variable"><field identifier='
-         '"Position-0-0" syntax="floating point" semantic="position in sample space in X" '
-         'unit="{u}" min="0 m" max="3e-05 m" /><field identifier="Position-1-0" '
-         'syntax="floating point" unit="{u}" /><field identifier="ImageNumber-0-0" '
-         'unit="frame" /><field identifier="Amplitude-0-0" unit="A/D count" />'
-         '{nested}</localizations>\n')
+RAPID = (
+    '# <localizations insequence="true" repetitions="variable"><field identifier='
+    '"Position-0-0" syntax="floating point" semantic="position in sample space in X" '
+    'unit="{u}" min="0 m" max="3e-05 m" /><field identifier="Position-1-0" '
+    'syntax="floating point" unit="{u}" /><field identifier="ImageNumber-0-0" '
+    'unit="frame" /><field identifier="Amplitude-0-0" unit="A/D count" />'
+    "{nested}</localizations>\n"
+)
 
 
 def test_rapidstorm_units_and_track_file(tmp_path):
@@ -197,8 +229,7 @@ def test_rapidstorm_units_and_track_file(tmp_path):
     np.testing.assert_array_equal(locs.table["x_nm"], X)
     np.testing.assert_array_equal(locs.table["y_nm"], Y)
     assert list(locs.table["frame"]) == [0, 1, 2]
-    p_um = _write(tmp_path / "ru.txt", RAPID.format(u="micrometer", nested="")
-                  + "1.5 2.5 0 10\n")
+    p_um = _write(tmp_path / "ru.txt", RAPID.format(u="micrometer", nested="") + "1.5 2.5 0 10\n")
     assert read_localisations(p_um).table["x_nm"][0] == pytest.approx(1500.0)
     nested = '<localizations insequence="true"><field identifier="Position-0-0" /></localizations>'
     p_t = _write(tmp_path / "rt.txt", RAPID.format(u="nanometer", nested=nested) + "1 2 3 4 5\n")
@@ -212,11 +243,22 @@ def _smlm(path, headers, units, rows=3, truncate=0):
     arr[headers[0]] = 0
     arr[headers[1]] = X[:rows]
     arr[headers[2]] = Y[:rows]
-    manifest = {"format_version": "0.2", "formats": {"smlm-table(binary)": {
-        "type": "table", "mode": "binary", "headers": headers,
-        "dtype": ["float32"] * len(headers), "units": units, "offset": 0}},
-        "files": [{"name": "table0.bin", "type": "table", "format": "smlm-table(binary)",
-                   "rows": rows}]}
+    manifest = {
+        "format_version": "0.2",
+        "formats": {
+            "smlm-table(binary)": {
+                "type": "table",
+                "mode": "binary",
+                "headers": headers,
+                "dtype": ["float32"] * len(headers),
+                "units": units,
+                "offset": 0,
+            }
+        },
+        "files": [
+            {"name": "table0.bin", "type": "table", "format": "smlm-table(binary)", "rows": rows}
+        ],
+    }
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("manifest.json", json.dumps(manifest))
@@ -234,29 +276,34 @@ def test_smlm_zip(tmp_path):
     p_px = _smlm(tmp_path / "b.smlm", ["frame", "x", "y"], ["frame", "px", "px"])
     with pytest.raises(FormatError, match="pixel_size_nm"):
         read_localisations(p_px)
-    np.testing.assert_allclose(read_localisations(p_px, pixel_size_nm=2.0).table["y_nm"],
-                               2 * Y.astype(np.float32))
+    np.testing.assert_allclose(
+        read_localisations(p_px, pixel_size_nm=2.0).table["y_nm"], 2 * Y.astype(np.float32)
+    )
     with pytest.raises(FormatError, match="truncated"):
-        read_localisations(_smlm(tmp_path / "c.smlm", ["frame", "x", "y"], ["", "nm", "nm"],
-                                 truncate=5))
+        read_localisations(
+            _smlm(tmp_path / "c.smlm", ["frame", "x", "y"], ["", "nm", "nm"], truncate=5)
+        )
 
 
-@pytest.mark.parametrize("header,sep,factor,px", [
-    ("x_nm,y_nm,frame", ",", 1.0, None),
-    ("x [nm]\ty [nm]\tframe", "\t", 1.0, None),
-    ("frame;x (um);y (um)", ";", 1000.0, None),
-    ("x_px,y_px,frame", ",", 65.0, 65.0),
-    ("xnm ynm frame", " ", 1.0, None),
-])
+@pytest.mark.parametrize(
+    "header,sep,factor,px",
+    [
+        ("x_nm,y_nm,frame", ",", 1.0, None),
+        ("x [nm]\ty [nm]\tframe", "\t", 1.0, None),
+        ("frame;x (um);y (um)", ";", 1000.0, None),
+        ("x_px,y_px,frame", ",", 65.0, 65.0),
+        ("xnm ynm frame", " ", 1.0, None),
+    ],
+)
 def test_generic_tables(tmp_path, header, sep, factor, px):
     names = header.split(sep)
     rows = []
     for i, (x, y) in enumerate(zip(X, Y)):
         values = {"x": x, "y": y, "frame": i}
-        rows.append(sep.join(str(values[n.strip()[0] if n[0] in "xy" else "frame"])
-                             for n in names))
-    p = _write(tmp_path / ("g.tsv" if sep == "\t" else "g.csv"), header + "\n" +
-               "\n".join(rows) + "\n")
+        rows.append(sep.join(str(values[n.strip()[0] if n[0] in "xy" else "frame"]) for n in names))
+    p = _write(
+        tmp_path / ("g.tsv" if sep == "\t" else "g.csv"), header + "\n" + "\n".join(rows) + "\n"
+    )
     assert sniff_format(p) == "generic"
     locs = read_localisations(p, pixel_size_nm=px)
     np.testing.assert_allclose(locs.table["x_nm"], X * factor, rtol=1e-12)
@@ -309,16 +356,22 @@ def test_three_million_row_csv_memory(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "big.csv"
     with open(path, "w") as fh:
-        fh.write('"id","frame","x [nm]","y [nm]","sigma [nm]","intensity [photon]",'
-                 '"offset [photon]","bkgstd [photon]","chi2","uncertainty_xy [nm]"\n')
+        fh.write(
+            '"id","frame","x [nm]","y [nm]","sigma [nm]","intensity [photon]",'
+            '"offset [photon]","bkgstd [photon]","chi2","uncertainty_xy [nm]"\n'
+        )
         pd.DataFrame(rng.uniform(0, 16000, (n, 10))).to_csv(
-            fh, header=False, index=False, float_format="%.4f")
+            fh, header=False, index=False, float_format="%.4f"
+        )
     code = (
         "import resource, sys; import napari_mollifier.io as m;"
         "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
         f"L = m.read_localisations({str(path)!r}); assert len(L) == {n};"
         "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0) * 1024)"
     )
-    grown = int(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                               text=True).stdout.split()[-1])
+    grown = int(
+        subprocess.run(
+            [sys.executable, "-c", code], check=True, capture_output=True, text=True
+        ).stdout.split()[-1]
+    )
     assert grown < 1.5 * path.stat().st_size

@@ -16,18 +16,19 @@ from hypothesis import strategies as st
 
 from napari_mollifier.io import FormatError, read_image, read_localisations, sniff_format
 
-SETTINGS = settings(max_examples=40, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 VALID_TEXT = {
     "ts.csv": '"id","frame","x [nm]","y [nm]","uncertainty_xy [nm]"\n1,1,10.5,20.5,8\n'
-              "2,2,30,40,9\n",
+    "2,2,30,40,9\n",
     "ely.txt": "Index\tFirst Frame\tPosition X [nm]\tPosition Y [nm]\tPrecision [nm]\r\n"
-               "1\t1\t10\t20\t5\r\n\x00footer\xb5\r\n",
+    "1\t1\t10\t20\t5\r\n\x00footer\xb5\r\n",
     "ns.txt": "Channel Name\tX\tY\tXc\tYc\tFrame\nA\t1\t2\t3\t4\t5\n",
     "oni.csv": "Channel,Frame,X (nm),Y (nm)\n0,1,2,3\n",
     "rs.txt": '# <localizations><field identifier="Position-0-0" unit="nanometer" />'
-              '<field identifier="Position-1-0" unit="nanometer" /></localizations>\n1 2\n',
+    '<field identifier="Position-1-0" unit="nanometer" /></localizations>\n1 2\n',
     "gen.tsv": "x_px\ty_px\tframe\n1\t2\t3\n",
 }
 
@@ -49,7 +50,7 @@ def test_mutated_text_only_format_error(name, data):
         text = text[: data.draw(st.integers(0, len(text)))]
     elif op == "flip":
         i = data.draw(st.integers(0, len(text) - 1))
-        text = text[:i] + bytes([data.draw(st.integers(0, 255))]) + text[i + 1:]
+        text = text[:i] + bytes([data.draw(st.integers(0, 255))]) + text[i + 1 :]
     elif op == "insert":
         i = data.draw(st.integers(0, len(text)))
         text = text[:i] + data.draw(st.binary(max_size=20)) + text[i:]
@@ -63,11 +64,13 @@ def test_mutated_text_only_format_error(name, data):
 
 
 @SETTINGS
-@given(blob=st.binary(max_size=2000),
-       suffix=st.sampled_from([".csv", ".tsv", ".txt", ".h5", ".hdf5", ".mat", ".smlm",
-                               ".tif", ".npy"]),
-       magic=st.sampled_from([b"", b"\x89HDF\r\n\x1a\n", b"PK\x03\x04", b"II*\x00",
-                              b"\x93NUMPY"]))
+@given(
+    blob=st.binary(max_size=2000),
+    suffix=st.sampled_from(
+        [".csv", ".tsv", ".txt", ".h5", ".hdf5", ".mat", ".smlm", ".tif", ".npy"]
+    ),
+    magic=st.sampled_from([b"", b"\x89HDF\r\n\x1a\n", b"PK\x03\x04", b"II*\x00", b"\x93NUMPY"]),
+)
 def test_random_bytes_only_format_error(blob, suffix, magic):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"f{suffix}"
@@ -106,18 +109,40 @@ def test_corrupted_hdf5_only_format_error(kind, data):
         else:
             for _ in range(data.draw(st.integers(1, 20))):
                 i = data.draw(st.integers(0, len(raw) - 1))
-                raw = raw[:i] + bytes([data.draw(st.integers(0, 255))]) + raw[i + 1:]
+                raw = raw[:i] + bytes([data.draw(st.integers(0, 255))]) + raw[i + 1 :]
         path.write_bytes(raw)
         _check(path)
 
 
 @SETTINGS
-@given(manifest=st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 50) | st.text(max_size=8),
-    lambda ch: st.lists(ch, max_size=4) | st.dictionaries(
-        st.sampled_from(["files", "formats", "headers", "dtype", "units", "rows", "name",
-                         "format", "type", "offset"]), ch, max_size=5),
-    max_leaves=20), payload=st.binary(max_size=200))
+@given(
+    manifest=st.recursive(
+        st.none() | st.booleans() | st.integers(-5, 50) | st.text(max_size=8),
+        lambda ch: (
+            st.lists(ch, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(
+                    [
+                        "files",
+                        "formats",
+                        "headers",
+                        "dtype",
+                        "units",
+                        "rows",
+                        "name",
+                        "format",
+                        "type",
+                        "offset",
+                    ]
+                ),
+                ch,
+                max_size=5,
+            )
+        ),
+        max_leaves=20,
+    ),
+    payload=st.binary(max_size=200),
+)
 def test_mutated_smlm_manifest_only_format_error(manifest, payload):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "f.smlm"

@@ -39,8 +39,13 @@ def test_histogram_origin_convention():
 
 
 def test_histogram_fixed_origin_and_shape_drop_outside():
-    img = render_density(_locs([5.0, 15.0, 500.0], [5.0, 5.0, 5.0]), 10.0, "histogram",
-                         origin_nm=(5.0, 5.0), shape=(2, 2))
+    img = render_density(
+        _locs([5.0, 15.0, 500.0], [5.0, 5.0, 5.0]),
+        10.0,
+        "histogram",
+        origin_nm=(5.0, 5.0),
+        shape=(2, 2),
+    )
     np.testing.assert_array_equal(img.data, [[1, 1], [0, 0]])
 
 
@@ -62,8 +67,13 @@ def test_gaussian_matches_pixel_integrated_erf_and_is_tile_independent():
     x = rng.uniform(300, 900, n)
     y = rng.uniform(200, 700, n)
     s = rng.uniform(5, 30, n)
-    kw = dict(pixel_size_nm=10.0, origin_nm=(105.0, 205.0), shape=(70, 80),
-              clamp_percentile=None, truncate=6.0)
+    kw = dict(
+        pixel_size_nm=10.0,
+        origin_nm=(105.0, 205.0),
+        shape=(70, 80),
+        clamp_percentile=None,
+        truncate=6.0,
+    )
     img = render_density(_locs(x, y, s), **kw)
     ref = _brute_force(x, y, s, 10.0, (105.0, 205.0), (70, 80))
     assert np.abs(img.data - ref).max() < 2e-4 * ref.max() + 1e-5
@@ -74,8 +84,9 @@ def test_gaussian_matches_pixel_integrated_erf_and_is_tile_independent():
     img35 = render_density(_locs(x, y, s), **{**kw, "truncate": 3.5})
     assert np.abs(img35.data - ref).max() < 0.01 * ref.max()
     # centroid of a single localisation is preserved
-    one = render_density(_locs([512.3], [421.7], [12.0]), 10.0, origin_nm=(5.0, 5.0),
-                         shape=(100, 100))
+    one = render_density(
+        _locs([512.3], [421.7], [12.0]), 10.0, origin_nm=(5.0, 5.0), shape=(100, 100)
+    )
     rows, cols = np.indices(one.data.shape)
     cy = (one.data * (5.0 + 10 * rows)).sum() / one.data.sum()
     cx = (one.data * (5.0 + 10 * cols)).sum() / one.data.sum()
@@ -106,8 +117,9 @@ def test_empty_table_render_message():
 
 def test_round_trip_locs_density_tiff(tmp_path):
     rng = np.random.default_rng(3)
-    locs = _locs(rng.uniform(1000, 3000, 5000), rng.uniform(-500, 1500, 5000),
-                 rng.uniform(5, 20, 5000))
+    locs = _locs(
+        rng.uniform(1000, 3000, 5000), rng.uniform(-500, 1500, 5000), rng.uniform(5, 20, 5000)
+    )
     img = render_density(locs, 20.0)
     path = write_image(tmp_path / "density.ome.tif", img)
     assert sniff_format(path) == "ome-tiff"
@@ -115,8 +127,7 @@ def test_round_trip_locs_density_tiff(tmp_path):
     np.testing.assert_array_equal(back.data, img.data.astype(np.float32))
     assert back.pixel_size_nm == pytest.approx(20.0)
     assert back.origin_nm == pytest.approx(img.origin_nm)
-    hist = render_density(locs, 20.0, "histogram", origin_nm=back.origin_nm,
-                          shape=back.data.shape)
+    hist = render_density(locs, 20.0, "histogram", origin_nm=back.origin_nm, shape=back.data.shape)
     assert hist.data.sum() == 5000
     assert not list(tmp_path.glob("*.tmp"))
 
@@ -124,8 +135,9 @@ def test_round_trip_locs_density_tiff(tmp_path):
 def test_read_image_pixel_size_sources(tmp_path):
     data = np.arange(12, dtype=np.uint16).reshape(3, 4)
     ij = tmp_path / "ij.tif"
-    tifffile.imwrite(ij, data, imagej=True, resolution=(1 / 0.08, 1 / 0.08),
-                     metadata={"unit": "um"})
+    tifffile.imwrite(
+        ij, data, imagej=True, resolution=(1 / 0.08, 1 / 0.08), metadata={"unit": "um"}
+    )
     img = read_image(ij)
     assert img.pixel_size_nm == pytest.approx(80.0)
     assert img.data.dtype == np.float32 and img.data.shape == (3, 4)
@@ -135,8 +147,12 @@ def test_read_image_pixel_size_sources(tmp_path):
         read_image(plain)
     assert read_image(plain, pixel_size_nm=50).pixel_size_nm == 50.0
     ome = tmp_path / "o.ome.tif"
-    tifffile.imwrite(ome, data.astype(np.float32), ome=True,
-                     metadata={"PhysicalSizeX": 0.016, "PhysicalSizeY": 0.016})
+    tifffile.imwrite(
+        ome,
+        data.astype(np.float32),
+        ome=True,
+        metadata={"PhysicalSizeX": 0.016, "PhysicalSizeY": 0.016},
+    )
     assert read_image(ome).pixel_size_nm == pytest.approx(16.0)
     npy = tmp_path / "two.npy"
     np.save(npy, np.zeros((2, 5, 6)))
@@ -160,10 +176,18 @@ def test_write_read_maps_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     ratio = rng.uniform(0.5, 2, (6, 7))
     ratio[0, 0] = np.nan
-    result = RateMaps(ratio=ratio, phi_h=rng.uniform(0, 0.7, (6, 7)),
-                      residual=rng.normal(size=(6, 7)), uncertainty=None,
-                      valid_mask=np.isfinite(ratio), config=InferenceConfig(), spacing=0.1,
-                      pixel_size_nm=30.0, origin_nm=(15.0, -45.0), metadata={"source": "x"})
+    result = RateMaps(
+        ratio=ratio,
+        phi_h=rng.uniform(0, 0.7, (6, 7)),
+        residual=rng.normal(size=(6, 7)),
+        uncertainty=None,
+        valid_mask=np.isfinite(ratio),
+        config=InferenceConfig(),
+        spacing=0.1,
+        pixel_size_nm=30.0,
+        origin_nm=(15.0, -45.0),
+        metadata={"source": "x"},
+    )
     paths = write_maps(tmp_path / "out" / "maps.ome.tif", result)
     assert [p.name for p in paths] == ["maps.ome.tif", "maps.json"]
     maps, meta = read_maps(paths[0])

@@ -19,7 +19,9 @@ PLUGIN = "napari-mollifier"
 def test_manifest_validates_with_imports():
     proc = subprocess.run(
         [sys.executable, "-m", "npe2", "validate", PLUGIN, "--imports"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "valid" in proc.stdout + proc.stderr
@@ -79,8 +81,10 @@ def _write_thunderstorm(path: Path, n_per_cluster: int = 400, seed: int = 1) -> 
         [rng.normal(c, 8.0, size=(n_per_cluster, 2)) for c in CLUSTERS_NM]
         + [rng.uniform((200, 300), (2000, 2300), size=(200, 2))]
     )
-    lines = ['"id","frame","x [nm]","y [nm]","sigma [nm]","intensity [photon]",'
-             '"offset [photon]","bkgstd [photon]","uncertainty_xy [nm]"']
+    lines = [
+        '"id","frame","x [nm]","y [nm]","sigma [nm]","intensity [photon]",'
+        '"offset [photon]","bkgstd [photon]","uncertainty_xy [nm]"'
+    ]
     for i, (y, x) in enumerate(yx):
         lines.append(f"{i + 1},{i % 50 + 1},{x:.3f},{y:.3f},120.0,1500.0,40.0,5.0,10.0")
     path.write_text("\n".join(lines) + "\n")
@@ -126,9 +130,16 @@ def test_open_ome_tiff_uses_its_pixel_size(make_napari_viewer, tmp_path):
     path = tmp_path / "density.ome.tif"
     data = np.random.default_rng(0).random((48, 64)).astype(np.float32)
     tifffile.imwrite(
-        path, data, ome=True,
-        metadata={"axes": "YX", "PhysicalSizeX": 12.5, "PhysicalSizeXUnit": "nm",
-                  "PhysicalSizeY": 12.5, "PhysicalSizeYUnit": "nm"},
+        path,
+        data,
+        ome=True,
+        metadata={
+            "axes": "YX",
+            "PhysicalSizeX": 12.5,
+            "PhysicalSizeXUnit": "nm",
+            "PhysicalSizeY": 12.5,
+            "PhysicalSizeYUnit": "nm",
+        },
     )
     viewer = make_napari_viewer()
     (layer,) = viewer.open(str(path), plugin=PLUGIN)
@@ -153,8 +164,9 @@ def test_unknown_file_is_declined_and_bad_file_notifies(make_napari_viewer, tmp_
     before = len(notification_manager.records)
     viewer.open(str(pixels), plugin=PLUGIN)
     assert len(viewer.layers) == 0
-    errors = [n for n in notification_manager.records[before:]
-              if n.severity == NotificationSeverity.ERROR]
+    errors = [
+        n for n in notification_manager.records[before:] if n.severity == NotificationSeverity.ERROR
+    ]
     assert errors and "pixels.csv" in str(errors[-1].message)
     assert "pixel" in str(errors[-1].message).lower()
 
@@ -188,8 +200,9 @@ def test_writer_round_trip(make_napari_viewer, tmp_path):
     from napari_mollifier._widget import InferRatesWidget
 
     viewer = make_napari_viewer()
-    source = viewer.add_image(np.ones((40, 56)), name="cell", scale=(15.0, 15.0),
-                              translate=(300.0, -120.0))
+    source = viewer.add_image(
+        np.ones((40, 56)), name="cell", scale=(15.0, 15.0), translate=(300.0, -120.0)
+    )
     widget = InferRatesWidget(viewer)
     result = _fake_result()
     layers = widget.add_result_layers(result, source)
@@ -234,9 +247,9 @@ def test_writer_round_trip(make_napari_viewer, tmp_path):
     viewer.layers.selection = {source}
     before = len(notification_manager.records)
     with pytest.warns(UserWarning):
-        written = viewer.layers.save(str(tmp_path / "plain.ome.tif"), selected=True,
-                                     plugin=PLUGIN)
+        written = viewer.layers.save(str(tmp_path / "plain.ome.tif"), selected=True, plugin=PLUGIN)
     assert written == [] and not (tmp_path / "plain.ome.tif").exists()
-    errors = [n for n in notification_manager.records[before:]
-              if n.severity == NotificationSeverity.ERROR]
+    errors = [
+        n for n in notification_manager.records[before:] if n.severity == NotificationSeverity.ERROR
+    ]
     assert errors and "not a napari-mollifier rate map" in str(errors[-1].message)

@@ -116,9 +116,11 @@ def test_stop_returns_best_so_far_and_widget_recovers(viewer_and_widget, qtbot):
     _pinn(widget, steps=100_000)
     widget.run_button.click()
     assert widget.is_running and not widget.run_button.isEnabled()
+    assert not widget.progress_bar.isHidden() and widget.progress_bar.maximum() == 100_000
     qtbot.waitUntil(
         lambda: widget.last_event is not None and widget.last_event.step > 0, timeout=TIMEOUT_MS
     )
+    assert widget.progress_bar.value() == min(widget.last_event.step, 100_000)
     widget.stop_button.click()
     qtbot.waitUntil(lambda: not widget.is_running, timeout=TIMEOUT_MS)
     assert widget.last_error is None, widget.last_error
@@ -127,6 +129,7 @@ def test_stop_returns_best_so_far_and_widget_recovers(viewer_and_widget, qtbot):
     assert 0 < diagnostics["steps_done"] < 100_000
     assert f"{density.name} ratio" in viewer.layers
     assert widget.run_button.isEnabled() and not widget.stop_button.isEnabled()
+    assert widget.progress_bar.isHidden()
 
 
 def test_bad_input_notifies_and_widget_still_works(viewer_and_widget, qtbot):
@@ -140,8 +143,9 @@ def test_bad_input_notifies_and_widget_still_works(viewer_and_widget, qtbot):
     widget.run_button.click()
     assert not widget.is_running
     assert "2D" in widget.last_error
-    errors = [n for n in notification_manager.records[before:]
-              if n.severity == NotificationSeverity.ERROR]
+    errors = [
+        n for n in notification_manager.records[before:] if n.severity == NotificationSeverity.ERROR
+    ]
     assert errors and "stack" in str(errors[-1].message)
 
     # an empty image fails inside the worker: notification, buttons back
@@ -150,8 +154,9 @@ def test_bad_input_notifies_and_widget_still_works(viewer_and_widget, qtbot):
     before = len(notification_manager.records)
     _run(qtbot, widget)
     assert widget.last_error
-    assert any(n.severity == NotificationSeverity.ERROR
-               for n in notification_manager.records[before:])
+    assert any(
+        n.severity == NotificationSeverity.ERROR for n in notification_manager.records[before:]
+    )
     assert widget.run_button.isEnabled()
     assert "empty ratio" not in viewer.layers
 
@@ -183,7 +188,10 @@ def test_widget_fields_make_the_config(make_napari_viewer):
     assert config.model.nm_per_unit == 250.0 and config.model.phi_max == pytest.approx(0.8)
     assert config.pixel_size_nm == 12.5
     assert (config.method, config.backbone, config.steps, config.seed) == (
-        "pinn", "pinnsformer", 321, 11
+        "pinn",
+        "pinnsformer",
+        321,
+        11,
     )
     widget.width_nm.setValue(0.0)
     assert widget.width_nm.text() == "auto" and widget.config().mollifier_width is None

@@ -165,6 +165,12 @@ def test_quick_smoke_all_problems(paper, tiny_sim, tmp_path, capsys):
     by = {(c["problem"], c["method"]): c["step_ms"] for c in results["cells"]}
     assert by[("chromatin", "autodiff")] > 2 * by[("chromatin", "mollifier")]
     assert png.exists() and png.stat().st_size < 200_000
+    # the saved JSON reprints the same tables and redraws the figure, without training
+    png.unlink()
+    again = paper.main(["--from-json", str(out), "--plot", str(png)])
+    assert again["cells"] == saved["cells"]
+    assert capsys.readouterr().out.startswith(paper.report(saved))
+    assert png.exists()
 
 
 def test_plot_without_matplotlib(paper, tmp_path, monkeypatch, capsys):

@@ -78,8 +78,9 @@ def test_lognormal_field_statistics():
 def test_synthetic_storm_density_and_csv(tmp_path):
     chromatin = np.full((64, 64), 0.5)
     chromatin[:, 32:] = 1.0  # right half twice as dense
-    table = sample_localisations(chromatin, spacing=0.1, nm_per_unit=300.0,
-                                 density_per_um2=2e4, precision_nm=15.0, seed=0)
+    table = sample_localisations(
+        chromatin, spacing=0.1, nm_per_unit=300.0, density_per_um2=2e4, precision_nm=15.0, seed=0
+    )
     area_um2 = (64 * 30 / 1000) ** 2
     assert len(table) == pytest.approx(2e4 * area_um2, rel=0.03)
     right = (table["x [nm]"] > 32 * 30).sum()
@@ -141,8 +142,7 @@ def test_mean_anchored_calibration():
     mask = np.ones((64, 64), bool)
     plain = ChromatinFields.from_density(density, pixel_size_nm=20.0, mask=mask)
     cal = CalibrationParams(phi_e=0.2, anchor="mean")
-    anchored = ChromatinFields.from_density(density, pixel_size_nm=20.0, mask=mask,
-                                            calibration=cal)
+    anchored = ChromatinFields.from_density(density, pixel_size_nm=20.0, mask=mask, calibration=cal)
     assert anchored.phi_w.mean() == pytest.approx(0.5, abs=1e-6)
     assert anchored.phi_h.mean() == pytest.approx(1 - 0.5 - 0.2, abs=1e-6)
     np.testing.assert_allclose(anchored.phi_e, 0.2)

@@ -77,8 +77,16 @@ def manufactured(n=64, length=4.0, seed=0, noise=0.05):
 
 
 def _small_config(**changes):
-    base = dict(method="pinn", backbone="pirate", steps=40, patch_size=24, ensemble_size=2,
-                device="cpu", seed=0, learning_rate=2e-3)
+    base = dict(
+        method="pinn",
+        backbone="pirate",
+        steps=40,
+        patch_size=24,
+        ensemble_size=2,
+        device="cpu",
+        seed=0,
+        learning_rate=2e-3,
+    )
     base.update(changes)
     return InferenceConfig(**base)
 
@@ -142,12 +150,18 @@ def test_mollified_derivatives_of_a_network_equal_mollified_autodiff_derivatives
     from napari_mollifier.mollifier import MollifierLayer
     from napari_mollifier.nets import build_backbone
 
-    net = build_backbone("pinn", width=16, depth=2, fourier_features=8, fourier_sigma=0.3,
-                         seed=1).double()
+    net = build_backbone(
+        "pinn", width=16, depth=2, fourier_features=8, fourier_sigma=0.3, seed=1
+    ).double()
     h, width = 0.05, 0.45
-    layer = MollifierLayer(kernel="polynomial", width=width, spacing=(h, h),
-                           derivatives=("value", "laplacian", "biharmonic"), boundary="valid",
-                           dtype=torch.float64)
+    layer = MollifierLayer(
+        kernel="polynomial",
+        width=width,
+        spacing=(h, h),
+        derivatives=("value", "laplacian", "biharmonic"),
+        boundary="valid",
+        dtype=torch.float64,
+    )
     n = 40
     ys, xs = torch.meshgrid(torch.arange(n) * h, torch.arange(n) * h, indexing="ij")
     x = torch.stack([ys.reshape(-1), xs.reshape(-1)], 1).double().requires_grad_(True)
@@ -241,16 +255,18 @@ def test_stop_token_returns_best_result_so_far():
 @pytest.mark.parametrize("backbone", ["pinn", "pinnsformer"])
 def test_other_backbones_train(backbone):
     fields, _ = manufactured(n=40, seed=4)
-    result = infer_rates(fields, _small_config(backbone=backbone, steps=6, ensemble_size=1,
-                                               patch_size=16))
+    result = infer_rates(
+        fields, _small_config(backbone=backbone, steps=6, ensemble_size=1, patch_size=16)
+    )
     assert np.isfinite(result.ratio[result.valid_mask]).all()
     assert result.metadata["backbone"] == backbone
 
 
 def test_autodiff_method_runs_and_records_itself():
     fields, _ = manufactured(n=40, seed=5)
-    cfg = _small_config(method="pinn-autodiff", steps=3, ensemble_size=1, patch_size=8,
-                        mollifier_width=0.8)
+    cfg = _small_config(
+        method="pinn-autodiff", steps=3, ensemble_size=1, patch_size=8, mollifier_width=0.8
+    )
     result = infer_rates(fields, cfg)
     assert result.metadata["method"] == "pinn-autodiff"
     assert result.diagnostics["options"]["fields_mode"] == "network"
@@ -263,8 +279,12 @@ def test_second_equation_is_used_only_when_phi_e_is_observed():
     two = infer_rates(fields, _small_config(steps=4, ensemble_size=1))
     assert two.metadata["equations"] == "both"
     assert "residual_w" in two.diagnostics["final_losses"][0]
-    uniform = Fields(fields.phi_h, np.full_like(fields.phi_e, fields.phi_e.mean()),
-                     1 - fields.phi_h - fields.phi_e.mean(), fields.spacing)
+    uniform = Fields(
+        fields.phi_h,
+        np.full_like(fields.phi_e, fields.phi_e.mean()),
+        1 - fields.phi_h - fields.phi_e.mean(),
+        fields.spacing,
+    )
     one = infer_rates(uniform, _small_config(steps=4, ensemble_size=1))
     assert one.metadata["equations"] == "rate"
     assert "residual_w" not in one.diagnostics["final_losses"][0]
@@ -277,7 +297,12 @@ def test_bad_inputs_raise_clear_value_errors():
     bad = Fields(fields.phi_h, fields.phi_e[:10], fields.phi_w, fields.spacing)
     with pytest.raises(ValueError, match="one shape"):
         infer_rates(bad, _small_config())
-    empty = Fields(fields.phi_h, fields.phi_e, fields.phi_w, fields.spacing,
-                   mask=np.zeros(fields.phi_h.shape, bool))
+    empty = Fields(
+        fields.phi_h,
+        fields.phi_e,
+        fields.phi_w,
+        fields.spacing,
+        mask=np.zeros(fields.phi_h.shape, bool),
+    )
     with pytest.raises(ValueError, match="mask is empty"):
         infer_rates(empty, _small_config())

@@ -32,8 +32,9 @@ def _rel_l2(estimate, truth):
 
 
 def _pinn(steps, **changes):
-    return InferenceConfig(method="pinn", steps=steps, ensemble_size=3, device="cpu", seed=0,
-                           **changes)
+    return InferenceConfig(
+        method="pinn", steps=steps, ensemble_size=3, device="cpu", seed=0, **changes
+    )
 
 
 def test_five_percent_noise_pinn_beats_direct():
@@ -47,8 +48,10 @@ def test_five_percent_noise_pinn_beats_direct():
     both = direct.valid_mask & pinn.valid_mask
     assert both.sum() == direct.valid_mask.sum()  # the PINN covers all the direct map does
     assert pinn.valid_mask.sum() > 1.3 * direct.valid_mask.sum()
-    r_direct, r_pinn = pearson(direct.ratio[both], truth[both]), pearson(pinn.ratio[both],
-                                                                          truth[both])
+    r_direct, r_pinn = (
+        pearson(direct.ratio[both], truth[both]),
+        pearson(pinn.ratio[both], truth[both]),
+    )
     l2_direct = _rel_l2(direct.ratio[both], truth[both])
     l2_pinn = _rel_l2(pinn.ratio[both], truth[both])
     assert r_pinn >= 0.95
@@ -66,19 +69,44 @@ def test_optical_path():
 
     sim = lognormal_simulation()
     nm_per_unit = 300.0
-    table = sample_localisations(1.0 - sim.phi_w, sim.spacing, nm_per_unit=nm_per_unit,
-                                 density_per_um2=5e4, precision_nm=15.0, seed=0)
-    locs = Localisations(table.rename(columns={"x [nm]": "x_nm", "y [nm]": "y_nm",
-                                               "uncertainty_xy [nm]": "sigma_nm"}))
+    table = sample_localisations(
+        1.0 - sim.phi_w,
+        sim.spacing,
+        nm_per_unit=nm_per_unit,
+        density_per_um2=5e4,
+        precision_nm=15.0,
+        seed=0,
+    )
+    locs = Localisations(
+        table.rename(
+            columns={"x [nm]": "x_nm", "y [nm]": "y_nm", "uncertainty_xy [nm]": "sigma_nm"}
+        )
+    )
     pixel_nm = L_BOX * nm_per_unit / N_INV
     origin = -0.5 * sim.spacing * nm_per_unit + 0.5 * pixel_nm
-    image = render_density(locs, pixel_size_nm=pixel_nm, method="gaussian",
-                           origin_nm=(origin, origin), shape=(N_INV, N_INV))
+    image = render_density(
+        locs,
+        pixel_size_nm=pixel_nm,
+        method="gaussian",
+        origin_nm=(origin, origin),
+        shape=(N_INV, N_INV),
+    )
     lo, hi = np.percentile(downsample(sim.phi_h, 2), [1, 99])
-    config = _pinn(900, calibration={"phi_h_low": float(lo), "phi_h_high": float(hi),
-                                     "phi_e": float(sim.phi_e.mean()), "anchor": "mean"})
-    fields = ChromatinFields.from_density(image, mask=np.ones((N_INV, N_INV), bool),
-                                          params=config.model, calibration=config.calibration)
+    config = _pinn(
+        900,
+        calibration={
+            "phi_h_low": float(lo),
+            "phi_h_high": float(hi),
+            "phi_e": float(sim.phi_e.mean()),
+            "anchor": "mean",
+        },
+    )
+    fields = ChromatinFields.from_density(
+        image,
+        mask=np.ones((N_INV, N_INV), bool),
+        params=config.model,
+        calibration=config.calibration,
+    )
     result = infer_rates(fields, config)
     truth = downsample(sim.rate_ratio, 2)
     v = result.valid_mask

@@ -31,8 +31,12 @@ RENDER_METHOD = "gaussian"
 MAX_POINTS = 20_000
 
 #: Colormaps for channels of rate-map files written by this plugin (see ``_widget.MAP_STYLE``).
-_CHANNEL_STYLE = {"ratio": "turbo", "phi_h": "viridis", "residual": "PiYG",
-                  "uncertainty": "inferno"}
+_CHANNEL_STYLE = {
+    "ratio": "turbo",
+    "phi_h": "viridis",
+    "residual": "PiYG",
+    "uncertainty": "inferno",
+}
 #: ``io.sniff_format`` names of image formats (everything else it names is a table).
 _IMAGE_FORMATS = ("ome-tiff", "tiff", "npy")
 #: Layer-metadata key naming what a layer of this plugin holds ("density", "localisations", ...).
@@ -58,7 +62,7 @@ def napari_get_reader(path: str | Sequence[str]) -> Callable | None:
 
 
 def _kind(path) -> str | None:
-    """"image", "localisations" or None, from the suffix and ``io.sniff_format``."""
+    """ "image", "localisations" or None, from the suffix and ``io.sniff_format``."""
     from . import io as mio
 
     path = Path(path)

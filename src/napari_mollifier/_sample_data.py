@@ -64,8 +64,7 @@ def sample_files() -> dict[str, Path | None]:
 def _find(folder: Path, what: str) -> Path | None:
     """The density image or the ground-truth ratio map in ``folder`` (by file name)."""
     files = sorted(
-        p for p in folder.iterdir()
-        if p.is_file() and p.name.lower().endswith(_IMAGE_SUFFIXES)
+        p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(_IMAGE_SUFFIXES)
     )
     truth_words = ("truth", "true", "ratio", "lambda")
     truths = [p for p in files if any(w in p.name.lower() for w in truth_words)]

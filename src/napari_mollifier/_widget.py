@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -92,8 +93,11 @@ def run_inference(
     from .inverse.api import ProgressEvent, iter_inference
     from .physics.chromatin import ChromatinFields
 
-    yield ProgressEvent(0, int(config.steps) if config.method != "direct" else 1,
-                        message="preparing chromatin fields")
+    yield ProgressEvent(
+        0,
+        int(config.steps) if config.method != "direct" else 1,
+        message="preparing chromatin fields",
+    )
     density = mio.DensityImage(
         data=np.asarray(image, dtype=np.float64),
         pixel_size_nm=float(pixel_size_nm),
@@ -102,7 +106,9 @@ def run_inference(
         path=None,
     )
     fields = ChromatinFields.from_density(
-        density, pixel_size_nm=float(pixel_size_nm), params=config.model,
+        density,
+        pixel_size_nm=float(pixel_size_nm),
+        params=config.model,
         calibration=config.calibration,
     )
     result = None
@@ -132,7 +138,6 @@ class InferRatesWidget(QWidget):
         self.viewer = napari_viewer
         self.worker = None
         self._stop_token = None
-        self._progress = None
         self._source_layer = None
         self._device_checked = False
         self.last_result: RateMaps | None = None
@@ -236,9 +241,13 @@ class InferRatesWidget(QWidget):
         pinn_form.addRow("Ensemble", self.ensemble)
         pinn_form.addRow("Patch size", self.patch_size)
         pinn_form.addRow("Device", self.device)
-        pinn_form.addRow("", self.device_label)
+        # below the form, not in it: a word-wrapped label in a QFormLayout row gets one line's
+        # height and its second line is clipped
+        pinn_layout = QVBoxLayout()
+        pinn_layout.addLayout(pinn_form)
+        pinn_layout.addWidget(self.device_label)
         self.pinn_box = QGroupBox("PINN")
-        self.pinn_box.setLayout(pinn_form)
+        self.pinn_box.setLayout(pinn_layout)
         method_box = QGroupBox("Estimator")
         method_box.setLayout(method_form)
 
@@ -246,6 +255,14 @@ class InferRatesWidget(QWidget):
         self.run_button = QPushButton("Infer rates")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
+        # our own determinate bar rather than napari's activity progress: that one shows an
+        # animated GIF whose repaints re-composite the GL window ~30x a second, which on
+        # software OpenGL (VMs, remote desktops) took 40 % of a 2-core CPU from the training
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setTextVisible(True)
+        self.progress_bar.setVisible(False)
         self.status = QLabel("Ready.")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -256,6 +273,7 @@ class InferRatesWidget(QWidget):
         layout.addWidget(method_box)
         layout.addWidget(self.pinn_box)
         layout.addLayout(_row(self.run_button, self.stop_button))
+        layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
         layout.addStretch(1)
 
@@ -302,7 +320,8 @@ class InferRatesWidget(QWidget):
         elif names:
             # prefer a density layer this plugin opened, else the top-most image
             densities = [
-                layer.name for layer in self.image_layers()
+                layer.name
+                for layer in self.image_layers()
                 if layer.metadata.get(KIND_KEY) == "density"
             ]
             self.layer_combo.setCurrentText(densities[-1] if densities else names[-1])
@@ -413,16 +432,15 @@ class InferRatesWidget(QWidget):
             self._fail(str(exc))
             return
         from napari.qt.threading import create_worker
-        from napari.utils import cancelable_progress
 
         from .inverse.api import StopToken
 
         self._source_layer = layer
         self._stop_token = StopToken()
         total = 1 if config.method == "direct" else int(config.steps)
-        self._progress = cancelable_progress(
-            total=total, desc=f"Infer rates ({config.method})", cancel_callback=self.stop
-        )
+        self.progress_bar.setRange(0, max(total, 1))
+        self.progress_bar.setValue(0)
+        self.progress_bar.setVisible(True)
         origin = tuple(float(t) for t in layer.translate[-2:])
         self.worker = create_worker(
             run_inference,
@@ -454,17 +472,10 @@ class InferRatesWidget(QWidget):
 
     def _on_progress(self, event) -> None:
         self.last_event = event
-        self.status.setText(format_progress(event))  # first: see below
-        # updating the bar can process queued Qt events ("returned", "finished") right here:
-        # hence the local reference, and the status text set before
-        pbar = self._progress
-        if pbar is not None and not pbar.disable:
-            if event.total and pbar.total != event.total:
-                pbar.total = int(event.total)
-            if event.step > pbar.n:
-                pbar.update(int(event.step) - int(pbar.n))
-            if event.message:
-                pbar.set_description(f"Infer rates: {event.message}")
+        self.status.setText(format_progress(event))
+        if event.total and self.progress_bar.maximum() != int(event.total):
+            self.progress_bar.setRange(0, int(event.total))
+        self.progress_bar.setValue(min(int(event.step), self.progress_bar.maximum()))
 
     def _on_result(self, result) -> None:
         self.last_result = result
@@ -473,7 +484,8 @@ class InferRatesWidget(QWidget):
             self.status.setText("The source layer was removed; result not shown.")
             return
         self.add_result_layers(result, layer)
-        self.status.setText(format_summary(result))
+        elapsed = self.last_event.elapsed_s if self.last_event is not None else None
+        self.status.setText(format_summary(result, elapsed_s=elapsed))
 
     def _on_error(self, exc: Exception) -> None:
         # ValueErrors are the library's "bad input" messages; anything else gets its type
@@ -488,9 +500,7 @@ class InferRatesWidget(QWidget):
         show_error(f"Infer rates: {message}")
 
     def _on_finished(self) -> None:
-        if self._progress is not None:
-            self._progress.close()
-        self._progress = None
+        self.progress_bar.setVisible(False)
         self.worker = None
         self._stop_token = None
         self.run_button.setEnabled(True)
@@ -574,7 +584,7 @@ def _layer_image(layer) -> np.ndarray:
 
 
 def describe_device(name: str) -> str:
-    """"Uses cpu: <reason>" for a device choice; imports torch (lazily) to find out."""
+    """ "Uses cpu: <reason>" for a device choice; imports torch (lazily) to find out."""
     try:
         from .inverse.device import resolve_device
     except ImportError:  # pragma: no cover - the PINN part is missing from this install
@@ -600,15 +610,19 @@ def format_progress(event) -> str:
     return " · ".join(parts)
 
 
-def format_summary(result) -> str:
-    """Short description of a finished result for the status line."""
+def format_summary(result, elapsed_s: float | None = None) -> str:
+    """Short description of a finished result for the status line.
+
+    The device's reason (e.g. why "auto" chose the CPU) is left to the device row and the
+    result's metadata; ``elapsed_s`` is the run's wall time from its last progress event.
+    """
     summary = result.summary()
     meta = result.metadata or {}
     text = f"Done: {summary.get('n_valid', 0)} valid pixels"
     if summary.get("n_valid"):
         text += (
             f"; ratio median {summary['ratio_median']:.3g}"
-            f" (5-95 %: {summary.get('ratio_p05', float('nan')):.3g}"
+            f" (p5-p95 {summary.get('ratio_p05', float('nan')):.3g}"
             f"-{summary.get('ratio_p95', float('nan')):.3g})"
         )
     width = meta.get("mollifier_width")
@@ -616,8 +630,8 @@ def format_summary(result) -> str:
         text += f"; width {width * result.config.model.nm_per_unit:.0f} nm"
     if meta.get("device"):
         text += f"; device {meta['device']}"
-        if meta.get("device_reason"):
-            text += f" ({meta['device_reason']})"
+    if elapsed_s is not None and math.isfinite(elapsed_s):
+        text += f"; {elapsed_s:.1f} s"
     if (result.diagnostics or {}).get("stopped"):
         text += f"; stopped at step {result.diagnostics.get('steps_done')}"
     return text

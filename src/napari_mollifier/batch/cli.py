@@ -49,36 +49,67 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="localisation / image files, or folders of them")
-    parser.add_argument("-o", "--output", "--out-dir", dest="out_dir", required=True,
-                        metavar="OUT_DIR", help="output folder (created if needed)")
-    parser.add_argument("--config", metavar="FILE",
-                        help="YAML or JSON inference config (same fields as the widget); "
-                             "the flags below override it")
-    parser.add_argument("--method", choices=METHODS,
-                        help="estimator: direct (weak form, seconds) or pinn (mollified PINN)")
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="localisation / image files, or folders of them"
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        "--out-dir",
+        dest="out_dir",
+        required=True,
+        metavar="OUT_DIR",
+        help="output folder (created if needed)",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="YAML or JSON inference config (same fields as the widget); "
+        "the flags below override it",
+    )
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        help="estimator: direct (weak form, seconds) or pinn (mollified PINN)",
+    )
     parser.add_argument("--device", choices=DEVICES, help="compute device (default: auto)")
-    parser.add_argument("--pixel-size-nm", type=float, metavar="X",
-                        help="fallback pixel size in nm for inputs that carry none (density "
-                             "images, camera-pixel localisation files); the file's own wins")
-    parser.add_argument("--pattern", metavar="GLOB",
-                        help='file-name pattern inside folders, e.g. "*.csv" (default: every '
-                             "supported file)")
-    parser.add_argument("--recursive", action="store_true",
-                        help="also search sub-folders (outputs mirror them)")
+    parser.add_argument(
+        "--pixel-size-nm",
+        type=float,
+        metavar="X",
+        help="fallback pixel size in nm for inputs that carry none (density "
+        "images, camera-pixel localisation files); the file's own wins",
+    )
+    parser.add_argument(
+        "--pattern",
+        metavar="GLOB",
+        help='file-name pattern inside folders, e.g. "*.csv" (default: every supported file)',
+    )
+    parser.add_argument(
+        "--recursive", action="store_true", help="also search sub-folders (outputs mirror them)"
+    )
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, metavar="N",
-                       help="run on a local Dask cluster of N worker processes")
-    where.add_argument("--scheduler", metavar="ADDRESS",
-                       help="run on an existing Dask scheduler, e.g. tcp://host:8786")
+    where.add_argument(
+        "--workers", type=int, metavar="N", help="run on a local Dask cluster of N worker processes"
+    )
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run on an existing Dask scheduler, e.g. tcp://host:8786",
+    )
     again = parser.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true",
-                       help="skip inputs whose outputs are complete; do the rest")
-    again.add_argument("--overwrite", action="store_true",
-                       help="redo inputs whose outputs exist, replacing them")
-    parser.add_argument("--seed", type=int, metavar="S",
-                        help="random seed (same for every file; default from config: 0)")
+    again.add_argument(
+        "--resume", action="store_true", help="skip inputs whose outputs are complete; do the rest"
+    )
+    again.add_argument(
+        "--overwrite", action="store_true", help="redo inputs whose outputs exist, replacing them"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        metavar="S",
+        help="random seed (same for every file; default from config: 0)",
+    )
     return parser
 
 
@@ -130,8 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream=sys.stderr,
         )
     except KeyboardInterrupt:
-        print("\ninterrupted: finished outputs are complete; run again with --resume to do "
-              "the rest", file=sys.stderr)
+        print(
+            "\ninterrupted: finished outputs are complete; run again with --resume to do the rest",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     except ValueError as exc:  # BatchUsageError and config errors: nothing was processed
         print(f"error: {exc}", file=sys.stderr)

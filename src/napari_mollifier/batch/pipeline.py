@@ -120,7 +120,7 @@ def _matches(name: str, suffixes: tuple[str, ...]) -> str | None:
 
 
 def input_kind(path: str | Path) -> str | None:
-    """"image", "localisations" or None (unsupported suffix), from the file name only.
+    """ "image", "localisations" or None (unsupported suffix), from the file name only.
 
     An image suffix wins over a localisation suffix when both match (density images are read
     as images); ambiguous containers (``.h5``) are resolved by :func:`io.sniff_format` later.
@@ -312,7 +312,10 @@ def process_file(
     out_dir = Path(out_dir)
     stem = output_stem or strip_known_suffix(path.name)
     report = FileReport(
-        input=str(path), status=STATUS_ERROR, output_stem=stem, method=config.method,
+        input=str(path),
+        status=STATUS_ERROR,
+        output_stem=stem,
+        method=config.method,
         seed=config.seed,
     )
     t_start = time.perf_counter()
@@ -376,7 +379,12 @@ def _remove_if_empty(folder: Path) -> None:
 
 
 def _write_outputs(
-    result, out_dir: Path, stem: str, tmp_dir: Path, report: FileReport, timings: dict,
+    result,
+    out_dir: Path,
+    stem: str,
+    tmp_dir: Path,
+    report: FileReport,
+    timings: dict,
     t_start: float,
 ) -> tuple[Path, Path]:
     """Write maps + sidecar under ``tmp_dir``, then rename them into place (sidecar last)."""

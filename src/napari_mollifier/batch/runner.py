@@ -43,8 +43,19 @@ EXIT_USAGE = 2  # bad arguments / config, no inputs, outputs in the way, dask mi
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM; finished outputs are complete, the rest "not run"
 
 SUMMARY_COLUMNS = (
-    "input", "status", "ratio_mean", "ratio_median", "n_valid", "time_s", "maps_path",
-    "json_path", "input_format", "method", "device", "seed", "error",
+    "input",
+    "status",
+    "ratio_mean",
+    "ratio_median",
+    "n_valid",
+    "time_s",
+    "maps_path",
+    "json_path",
+    "input_format",
+    "method",
+    "device",
+    "seed",
+    "error",
 )
 
 
@@ -119,6 +130,7 @@ def discover_inputs(
 
 def _unique_stems(found: list[tuple[Path, Path]]) -> list[Job]:
     """Give colliding output names the input suffix (``cell.csv`` -> ``cell_csv``), then -2, -3."""
+
     def key(p: Path) -> str:
         return p.as_posix().lower()
 
@@ -227,8 +239,11 @@ def run_batch(
         if meta is not None and resume:
             reports[i] = report_from_sidecar(str(job.path), out_dir, job.stem, meta)
             if _config_differs(meta.get("config"), current_config):
-                _say(stream, f"warning: {json_path} was made with a different config; resumed "
-                     "anyway (use --overwrite to redo it)")
+                _say(
+                    stream,
+                    f"warning: {json_path} was made with a different config; resumed "
+                    "anyway (use --overwrite to redo it)",
+                )
             continue
         if (maps_path.exists() or json_path.exists()) and not (resume or overwrite):
             in_the_way.append(str(maps_path if maps_path.exists() else json_path))
@@ -250,12 +265,17 @@ def run_batch(
     n_done = [total - len(todo)]
     n_resumed = total - len(todo)
     mode = (
-        "sequentially" if workers is None and scheduler is None
-        else f"on a local Dask cluster of {workers} worker(s)" if scheduler is None
+        "sequentially"
+        if workers is None and scheduler is None
+        else f"on a local Dask cluster of {workers} worker(s)"
+        if scheduler is None
         else f"on the Dask scheduler {scheduler}"
     )
-    _say(stream, f"{total} input(s), {n_resumed} already complete, {len(todo)} to run {mode}; "
-         f"method {config.method}, output {out_dir}")
+    _say(
+        stream,
+        f"{total} input(s), {n_resumed} already complete, {len(todo)} to run {mode}; "
+        f"method {config.method}, output {out_dir}",
+    )
 
     def finished(index: int, report: FileReport) -> None:
         reports[index] = report
@@ -366,8 +386,11 @@ def _run_dask(jobs, todo, out_dir, config, finished, stream, workers, scheduler)
                 resources = {"GPU": 1}
                 _say(stream, f"{n_local_gpus} GPU(s) found: {n_workers} worker(s), one per GPU")
             cluster = LocalCluster(
-                n_workers=n_workers, threads_per_worker=1, processes=True,
-                dashboard_address=":0", resources=resources,
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                resources=resources,
             )
             client = Client(cluster)
         else:
@@ -397,8 +420,14 @@ def _run_dask(jobs, todo, out_dir, config, finished, stream, workers, scheduler)
         for index in todo:
             job = jobs[index]
             future = client.submit(
-                worker_task, str(job.path.resolve()), out_abs, config_dict, job.stem,
-                n_local_gpus, key=f"napari-mollifier-{index}-{job.stem}", pure=False,
+                worker_task,
+                str(job.path.resolve()),
+                out_abs,
+                config_dict,
+                job.stem,
+                n_local_gpus,
+                key=f"napari-mollifier-{index}-{job.stem}",
+                pure=False,
                 resources=resources,
             )
             futures[future] = index
@@ -415,8 +444,11 @@ def _run_dask(jobs, todo, out_dir, config, finished, stream, workers, scheduler)
                     )
             except Exception as exc:  # a killed worker, a lost connection: report, go on
                 report = FileReport(
-                    input=str(job.path), status=STATUS_ERROR, output_stem=job.stem,
-                    method=config.method, seed=config.seed,
+                    input=str(job.path),
+                    status=STATUS_ERROR,
+                    output_stem=job.stem,
+                    method=config.method,
+                    seed=config.seed,
                     error=f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:2000],
                 )
             finished(index, report)
@@ -526,9 +558,16 @@ def summary_table(result: BatchResult, stream: TextIO) -> None:
         rows.append((r.input, r.status, median, r.maps_path or r.error[:60]))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
-        print("  " + "  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True))
-              + "  " + row[3], file=stream)
-    print(f"maps:    {out}{os.sep}<name>.ome.tif  (+ <name>.json: config, versions, timings)",
-          file=stream)
+        print(
+            "  "
+            + "  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True))
+            + "  "
+            + row[3],
+            file=stream,
+        )
+    print(
+        f"maps:    {out}{os.sep}<name>.ome.tif  (+ <name>.json: config, versions, timings)",
+        file=stream,
+    )
     print(f"summary: {result.summary_path}", file=stream)
     print(f"config:  {result.config_path}", file=stream)

@@ -65,13 +65,17 @@ def resolve_device(name: str = "auto"):
     mps_ok, mps_why = _mps_status(torch)
     if name == "cuda":
         if not cuda_ok:
-            raise DeviceError(f"device 'cuda' requested but CUDA is not available: {cuda_why}; "
-                              "use device='auto' or 'cpu'")
+            raise DeviceError(
+                f"device 'cuda' requested but CUDA is not available: {cuda_why}; "
+                "use device='auto' or 'cpu'"
+            )
         return torch.device("cuda"), f"requested: cuda ({cuda_why})"
     if name == "mps":
         if not mps_ok:
-            raise DeviceError(f"device 'mps' requested but MPS is not available: {mps_why}; "
-                              "use device='auto' or 'cpu'")
+            raise DeviceError(
+                f"device 'mps' requested but MPS is not available: {mps_why}; "
+                "use device='auto' or 'cpu'"
+            )
         return torch.device("mps"), f"requested: mps ({mps_why})"
     if cuda_ok:
         return torch.device("cuda"), f"auto: {cuda_why}"
@@ -89,8 +93,12 @@ def out_of_memory_as_error(device, patch_size: int):
     import torch
 
     oom_types = tuple(
-        t for t in (getattr(torch.cuda, "OutOfMemoryError", None), torch.OutOfMemoryError
-                    if hasattr(torch, "OutOfMemoryError") else None) if t is not None
+        t
+        for t in (
+            getattr(torch.cuda, "OutOfMemoryError", None),
+            torch.OutOfMemoryError if hasattr(torch, "OutOfMemoryError") else None,
+        )
+        if t is not None
     )
     try:
         yield

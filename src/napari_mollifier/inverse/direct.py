@@ -76,8 +76,9 @@ class _Estimator:
     def radius_pixels(self, width: float) -> int:
         from ..mollifier import support_radius
 
-        return int(math.floor(support_radius(self.config.kernel, width) / self.spacing
-                              * (1 - 1e-12)))
+        return int(
+            math.floor(support_radius(self.config.kernel, width) / self.spacing * (1 - 1e-12))
+        )
 
     def valid(self, width: float) -> np.ndarray:
         from scipy import ndimage
@@ -92,8 +93,12 @@ class _Estimator:
         from ..mollifier import mollified_derivatives
 
         mol = mollified_derivatives(
-            self.stack, width, (self.spacing, self.spacing),
-            ("value", "laplacian", "biharmonic"), kernel=self.config.kernel, boundary="reflect",
+            self.stack,
+            width,
+            (self.spacing, self.spacing),
+            ("value", "laplacian", "biharmonic"),
+            kernel=self.config.kernel,
+            boundary="reflect",
         )
         lap_mu = mol["laplacian"][2] - self.l2 * mol["biharmonic"][3]
         m_h, m_e = mol["value"][0], mol["value"][1]
@@ -155,8 +160,12 @@ def iter_direct(fields, config, stop=None):
         for w in ladder:
             maps[w] = est.ratio(w)[0]
         width_rule = "given"
-        yield ProgressEvent(1, 2, elapsed_s=time.perf_counter() - t_start,
-                            message=f"mollifier width {width:.3g} (given)")
+        yield ProgressEvent(
+            1,
+            2,
+            elapsed_s=time.perf_counter() - t_start,
+            message=f"mollifier width {width:.3g} (given)",
+        )
     else:
         ladder = _ladder(config.kernel, spacing, phi_h.shape)
         total = len(ladder) + 1
@@ -167,11 +176,18 @@ def iter_direct(fields, config, stop=None):
                 both = np.isfinite(maps[w]) & np.isfinite(maps[prev])
                 if both.sum() > 0:
                     scale = np.median(np.abs(maps[w][both])) + 1e-12
-                    criterion[prev] = float(np.median(np.abs(maps[w][both] - maps[prev][both]))
-                                            / scale)
+                    criterion[prev] = float(
+                        np.median(np.abs(maps[w][both] - maps[prev][both])) / scale
+                    )
             prev = w
-            yield ProgressEvent(i + 1, total, losses={}, elapsed_s=time.perf_counter() - t_start,
-                                message=f"width {w:.3g}", extra={"width": w})
+            yield ProgressEvent(
+                i + 1,
+                total,
+                losses={},
+                elapsed_s=time.perf_counter() - t_start,
+                message=f"width {w:.3g}",
+                extra={"width": w},
+            )
             if stop is not None and stop.is_set():
                 break
         if criterion:
@@ -187,8 +203,14 @@ def iter_direct(fields, config, stop=None):
     from ..mollifier import mollified_derivatives
 
     lam_filled = np.where(valid, ratio, np.nanmedian(ratio) if valid.any() else 1.0)
-    m_lam_e = mollified_derivatives(lam_filled * phi_e, width, (spacing, spacing), ("value",),
-                                    kernel=config.kernel, boundary="reflect")["value"]
+    m_lam_e = mollified_derivatives(
+        lam_filled * phi_e,
+        width,
+        (spacing, spacing),
+        ("value",),
+        kernel=config.kernel,
+        boundary="reflect",
+    )["value"]
     residual = lap_mu + 2 * config.model.gamma_ac * (m_lam_e - m_h)
     residual = np.where(valid, residual, np.nan)
     # uncertainty: spread over the chosen width and its ladder neighbours
@@ -219,7 +241,8 @@ def iter_direct(fields, config, stop=None):
             "calibration": dict(getattr(fields, "calibration", {}) or {}),
             "edge_handling": "valid region: kernel support inside the mask and the image",
             "uncertainty": "std of the ratio over the chosen width and its ladder neighbours"
-            if uncertainty is not None else None,
+            if uncertainty is not None
+            else None,
         }
     )
     diagnostics = {
@@ -248,7 +271,10 @@ def iter_direct(fields, config, stop=None):
         diagnostics=diagnostics,
     )
     yield ProgressEvent(
-        len(maps) + 1, len(maps) + 1, elapsed_s=time.perf_counter() - t_start,
-        message=f"done (mollifier width {width:.3g} model units)", result=result,
+        len(maps) + 1,
+        len(maps) + 1,
+        elapsed_s=time.perf_counter() - t_start,
+        message=f"done (mollifier width {width:.3g} model units)",
+        result=result,
         extra={"width": float(width)},
     )

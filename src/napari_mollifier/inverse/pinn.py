@@ -250,8 +250,23 @@ def iter_pinn(
     finally:
         _restore_determinism(torch, previous)
     timings["total_s"] = time.perf_counter() - t_start
-    result = _assemble(fields, config, data, warm, problem, maps, trained, history, timings,
-                       device, device_reason, stopped, step_done, options, warm_maps)
+    result = _assemble(
+        fields,
+        config,
+        data,
+        warm,
+        problem,
+        maps,
+        trained,
+        history,
+        timings,
+        device,
+        device_reason,
+        stopped,
+        step_done,
+        options,
+        warm_maps,
+    )
     message = f"stopped at step {step_done}" if stopped else f"done ({step_done} steps)"
     yield ProgressEvent(
         step_done,
@@ -336,9 +351,11 @@ def _warm_start(fields, config: InferenceConfig, data: dict, options: PinnOption
         # unless the direct estimator itself went there
         floor = min(direct_width, 2.0 * smallest)
         width = max(options.width_factor * direct_width, floor)
-        rule = (f"{options.width_factor:g} x the direct estimator's automatic width "
-                f"({direct_width:.4g}), at least min(that width, 2 x the smallest width "
-                f"resolving 4th derivatives, {smallest:.4g})")
+        rule = (
+            f"{options.width_factor:g} x the direct estimator's automatic width "
+            f"({direct_width:.4g}), at least min(that width, 2 x the smallest width "
+            f"resolving 4th derivatives, {smallest:.4g})"
+        )
     ratio, valid = np.asarray(direct.ratio, dtype=np.float64), direct.valid_mask
     ok = np.isfinite(ratio) & (ratio > 0) & data["mask"]
     if ok.sum() == 0:
@@ -349,8 +366,9 @@ def _warm_start(fields, config: InferenceConfig, data: dict, options: PinnOption
     log_ratio = np.log(np.clip(ratio, max(low, 1e-3), max(high, 2e-3)))
     nearest = ndimage.distance_transform_edt(~ok, return_distances=False, return_indices=True)
     log_ratio = log_ratio[tuple(nearest)]
-    log_ref = ndimage.gaussian_filter(log_ratio, options.ref_smoothing / data["spacing"],
-                                      mode="nearest")
+    log_ref = ndimage.gaussian_filter(
+        log_ratio, options.ref_smoothing / data["spacing"], mode="nearest"
+    )
     return {
         "width": float(width),
         "width_rule": rule,
@@ -393,8 +411,13 @@ class _Problem:
 
         def layer(derivative):
             return MollifierLayer(
-                ndim=2, kernel=config.kernel, width=warm["width"], spacing=(h, h),
-                derivatives=(derivative,), boundary="valid", dtype=torch.float32,
+                ndim=2,
+                kernel=config.kernel,
+                width=warm["width"],
+                spacing=(h, h),
+                derivatives=(derivative,),
+                boundary="valid",
+                dtype=torch.float32,
             ).to(device)
 
         # one layer per derivative: each channel gets only the derivative the residuals use
@@ -428,10 +451,14 @@ class _Problem:
         self.log_ref = as_t(np.pad(warm["log_ref"], pad, mode="reflect"))
         self.noise = as_t(np.array([warm["noise_w"], warm["noise_d"]])).reshape(2, 1, 1)
         inside = data["mask"]
-        self.data_mean = as_t(np.array([data["phi_w"][inside].mean(),
-                                        data["phi_d"][inside].mean()])).reshape(2, 1, 1)
-        self.data_std = as_t(np.array([max(data["phi_w"][inside].std(), 1e-3),
-                                       max(data["phi_d"][inside].std(), 1e-3)])).reshape(2, 1, 1)
+        self.data_mean = as_t(
+            np.array([data["phi_w"][inside].mean(), data["phi_d"][inside].mean()])
+        ).reshape(2, 1, 1)
+        self.data_std = as_t(
+            np.array(
+                [max(data["phi_w"][inside].std(), 1e-3), max(data["phi_d"][inside].std(), 1e-3)]
+            )
+        ).reshape(2, 1, 1)
         self.phi_e_mean = float(np.mean((1 - data["phi_w"] - data["phi_d"])[inside]) / 2)
         # pixel-centre coordinates, model units, centred on the image (padded grid)
         self.y0 = (height - 1) / 2.0 + radius
@@ -455,15 +482,16 @@ class _Problem:
         noisy = self._fields_np + sigma * rng.standard_normal(self._fields_np.shape)
         self.data = torch.as_tensor(
             np.stack([np.pad(f, self._pad, mode="reflect") for f in noisy]),
-            dtype=torch.float32, device=self.device,
+            dtype=torch.float32,
+            device=self.device,
         )
 
     def coords(self, top: int, left: int, rows: int, cols: int):
         """(rows * cols, 2) coordinates (y, x) in model units of a padded-grid window."""
         import torch
 
-        ys = (torch.arange(top, top + rows, device=self.device, dtype=torch.float32) - self.y0)
-        xs = (torch.arange(left, left + cols, device=self.device, dtype=torch.float32) - self.x0)
+        ys = torch.arange(top, top + rows, device=self.device, dtype=torch.float32) - self.y0
+        xs = torch.arange(left, left + cols, device=self.device, dtype=torch.float32) - self.x0
         yy, xx = torch.meshgrid(ys * self.spacing, xs * self.spacing, indexing="ij")
         return torch.stack([yy.reshape(-1), xx.reshape(-1)], dim=1)
 
@@ -472,18 +500,18 @@ class _Problem:
         import torch
 
         if self.options.fields_mode == "correction":
-            window = self.data[:, top:top + rows, left:left + cols]
+            window = self.data[:, top : top + rows, left : left + cols]
             correction = out[:2]
             if self.options.zero_mean_corrections:
                 # noise has zero mean: a correction that shifts a field's mean would shift
                 # <phi_e> / <phi_h> and, through the balance <lambda phi_e> = <phi_h>, lambda
-                inside = self.mask[top:top + rows, left:left + cols]
+                inside = self.mask[top : top + rows, left : left + cols]
                 mean = (correction * inside).sum((1, 2), keepdim=True) / inside.sum().clamp_min(1)
                 correction = correction - mean
             fields = window + self.options.correction_scale * self.noise * correction
         else:
             fields = self.data_mean + self.data_std * out[:2]
-        log_lam = self.log_ref[top:top + rows, left:left + cols] + out[2]
+        log_lam = self.log_ref[top : top + rows, left : left + cols] + out[2]
         return fields[0], fields[1], torch.exp(log_lam), log_lam
 
     def strong_pieces(self, phi_w, phi_d, lam):
@@ -506,7 +534,7 @@ class _Problem:
         phi_h, phi_e, _, c = self.strong_pieces(phi_w, phi_d, lam)
         pm = self.params.phi_max
         g = phi_h * (pm - phi_h) * (pm - 2.0 * phi_h)
-        l2 = self.params.interface_length ** 2
+        l2 = self.params.interface_length**2
         val = self.layer_value(torch.stack([c, phi_h])[None])["value"][0]
         if self.both_equations:
             lap = self.layer_lap(torch.stack([g, phi_e])[None])["laplacian"][0]
@@ -532,10 +560,10 @@ class _Problem:
         mean, std = self.data_mean.reshape(2), self.data_std.reshape(2)
         phi_w = mean[0] + std[0] * out[:, 0]
         phi_d = mean[1] + std[1] * out[:, 1]
-        log_lam = self.log_ref[top:top + rows, left:left + cols].reshape(-1) + out[:, 2]
+        log_lam = self.log_ref[top : top + rows, left : left + cols].reshape(-1) + out[:, 2]
         lam = torch.exp(log_lam)
         phi_h, phi_e, a, c = self.strong_pieces(phi_w, phi_d, lam)
-        l2 = self.params.interface_length ** 2
+        l2 = self.params.interface_length**2
         strong = [laplacian(a, x) - l2 * biharmonic(phi_d, x) + 2.0 * c]
         if self.both_equations:
             pm = self.params.phi_max
@@ -563,8 +591,8 @@ class _Problem:
             phi_w, phi_d, lam, log_lam = self.fields_from_output(out, top, left, rows, cols)
             res, res_w, _ = self.mollified_residuals(phi_w, phi_d, lam)
         core = (slice(r, r + p), slice(r, r + p))
-        mask = self.mask[top:top + rows, left:left + cols][core]
-        centres = self.centres[top:top + rows, left:left + cols][core]
+        mask = self.mask[top : top + rows, left : left + cols][core]
+        centres = self.centres[top : top + rows, left : left + cols][core]
         n = mask.sum().clamp_min(1.0)
         n_c = centres.sum().clamp_min(1.0)
         scale = 2.0 * self.phi_e_mean
@@ -573,14 +601,16 @@ class _Problem:
         if res_w is not None:
             loss_res_w = (centres * (res_w / scale) ** 2).sum() / n_c
         fitted = torch.stack([phi_w[core], phi_d[core]])
-        target = self.data[:, top:top + rows, left:left + cols][(slice(None), *core)]
+        target = self.data[:, top : top + rows, left : left + cols][(slice(None), *core)]
         loss_data = (mask * ((fitted - target) / self.noise) ** 2).sum() / (2 * n)
         ll = log_lam[core]
         gy = (ll[1:, :] - ll[:-1, :]) / self.spacing
         gx = (ll[:, 1:] - ll[:, :-1]) / self.spacing
-        loss_smooth = self.options.prior_length**2 * (
-            (mask[1:, :] * gy**2).sum() + (mask[:, 1:] * gx**2).sum()
-        ) / (2 * n)
+        loss_smooth = (
+            self.options.prior_length**2
+            * ((mask[1:, :] * gy**2).sum() + (mask[:, 1:] * gx**2).sum())
+            / (2 * n)
+        )
         return loss_res, loss_res_w, loss_data, loss_smooth
 
     def draw_patch(self, rng) -> tuple[int, int]:
@@ -591,7 +621,7 @@ class _Problem:
         for _ in range(10):
             top = int(rng.integers(0, height - p + 1))
             left = int(rng.integers(0, width - p + 1))
-            frac = float(self.centres_np[top:top + p, left:left + p].mean())
+            frac = float(self.centres_np[top : top + p, left : left + p].mean())
             if frac > best[2]:
                 best = (top, left, frac)
             if frac >= 0.25:
@@ -619,7 +649,7 @@ class _Problem:
                     phi_w, phi_d, lam, _ = self.fields_from_output(out, top, left, prow, pcol)
                     res, _, phi_h = self.mollified_residuals(phi_w, phi_d, lam)
                     sl = (slice(top, top + rows), slice(left, left + cols))
-                    maps["ratio"][sl] = lam[r:r + rows, r:r + cols].double().cpu().numpy()
+                    maps["ratio"][sl] = lam[r : r + rows, r : r + cols].double().cpu().numpy()
                     maps["phi_h"][sl] = phi_h.double().cpu().numpy()
                     maps["residual"][sl] = res.double().cpu().numpy()
         return maps
@@ -669,16 +699,17 @@ class _MemberTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
         top, left = p.draw_patch(self.rng)
-        loss_res, loss_res_w, loss_data, loss_smooth = p.loss(
-            self.model, top, left, self.autodiff
-        )
+        loss_res, loss_res_w, loss_data, loss_smooth = p.loss(self.model, top, left, self.autodiff)
         if self.r0 is None:  # normalise each residual by its size at the warm start
             self.r0 = max(float(loss_res.detach()), 1e-12)
             if loss_res_w is not None:
                 self.r0_w = max(float(loss_res_w.detach()), 1e-12)
         o = self.options
-        loss = (o.weight_residual * loss_res / self.r0 + o.weight_data * loss_data
-                + o.weight_smooth * loss_smooth)
+        loss = (
+            o.weight_residual * loss_res / self.r0
+            + o.weight_data * loss_data
+            + o.weight_smooth * loss_smooth
+        )
         if loss_res_w is not None:
             loss = loss + o.weight_residual_w * loss_res_w / self.r0_w
         self.optimizer.zero_grad(set_to_none=True)
@@ -700,8 +731,11 @@ class _MemberTrainer:
         self.last_losses = {
             "total": value,
             "residual": float(loss_res.detach()) / self.r0,
-            **({"residual_w": float(loss_res_w.detach()) / self.r0_w}
-               if loss_res_w is not None else {}),
+            **(
+                {"residual_w": float(loss_res_w.detach()) / self.r0_w}
+                if loss_res_w is not None
+                else {}
+            ),
             "data": float(loss_data.detach()),
             "smooth": float(loss_smooth.detach()),
         }
@@ -741,8 +775,10 @@ class _MemberTrainer:
 
 
 def _set_determinism(torch, device):
-    previous = (torch.are_deterministic_algorithms_enabled(),
-                torch.is_deterministic_algorithms_warn_only_enabled())
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
     return previous
 
@@ -751,8 +787,23 @@ def _restore_determinism(torch, previous) -> None:
     torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
 
-def _assemble(fields, config, data, warm, problem, maps, trained, history, timings, device,
-              device_reason, stopped, step_done, options, warm_maps):
+def _assemble(
+    fields,
+    config,
+    data,
+    warm,
+    problem,
+    maps,
+    trained,
+    history,
+    timings,
+    device,
+    device_reason,
+    stopped,
+    step_done,
+    options,
+    warm_maps,
+):
     from .._provenance import provenance
     from ..nets import count_parameters
     from .result import RateMaps
@@ -772,23 +823,28 @@ def _assemble(fields, config, data, warm, problem, maps, trained, history, timin
     both = valid & np.isfinite(direct_ratio)
     metadata = provenance(device=str(device), device_reason=device_reason)
     n_params = count_parameters(trained[0]["model_factory"]())
-    metadata.update({
-        "method": config.method,
-        "seed": int(config.seed),
-        "mollifier_width": warm["width"],
-        "width": warm["width"],
-        "mollifier_width_rule": warm["width_rule"],
-        "direct_mollifier_width": warm["direct_width"],
-        "backbone": config.backbone,
-        "equations": problem.equations,
-        "backbone_preset": options.preset,
-        "backbone_parameters": n_params,
-        "ensemble_members": len(maps),
-        "uncertainty": (f"{UNCERTAINTY_SCALE:g} x the standard deviation over the ensemble "
-                        "members (calibrated on simulated data for 3 members: +-2 uncertainty "
-                        "covered 99 / 94 / 85 % of the errors at 1 / 5 / 10 % noise)")
-        if uncertainty is not None else None,
-    })
+    metadata.update(
+        {
+            "method": config.method,
+            "seed": int(config.seed),
+            "mollifier_width": warm["width"],
+            "width": warm["width"],
+            "mollifier_width_rule": warm["width_rule"],
+            "direct_mollifier_width": warm["direct_width"],
+            "backbone": config.backbone,
+            "equations": problem.equations,
+            "backbone_preset": options.preset,
+            "backbone_parameters": n_params,
+            "ensemble_members": len(maps),
+            "uncertainty": (
+                f"{UNCERTAINTY_SCALE:g} x the standard deviation over the ensemble "
+                "members (calibrated on simulated data for 3 members: +-2 uncertainty "
+                "covered 99 / 94 / 85 % of the errors at 1 / 5 / 10 % noise)"
+            )
+            if uncertainty is not None
+            else None,
+        }
+    )
     diagnostics = {
         "loss_history": history,
         "final_losses": [m["final_losses"] for m in trained],

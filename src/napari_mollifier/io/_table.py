@@ -13,16 +13,31 @@ from .types import CANONICAL_COLUMNS, Localisations
 
 #: Length units -> nm per unit. "px" is handled separately (needs a pixel size).
 NM_PER_UNIT = {
-    "nm": 1.0, "nanometer": 1.0, "nanometers": 1.0, "nanometre": 1.0, "nanometres": 1.0,
-    "um": 1e3, "µm": 1e3, "μm": 1e3, "micron": 1e3, "microns": 1e3, "micrometer": 1e3,
-    "micrometers": 1e3, "micrometre": 1e3, "micrometres": 1e3,
-    "mm": 1e6, "m": 1e9, "meter": 1e9, "metre": 1e9, "meters": 1e9, "a": 0.1, "angstrom": 0.1,
+    "nm": 1.0,
+    "nanometer": 1.0,
+    "nanometers": 1.0,
+    "nanometre": 1.0,
+    "nanometres": 1.0,
+    "um": 1e3,
+    "µm": 1e3,
+    "μm": 1e3,
+    "micron": 1e3,
+    "microns": 1e3,
+    "micrometer": 1e3,
+    "micrometers": 1e3,
+    "micrometre": 1e3,
+    "micrometres": 1e3,
+    "mm": 1e6,
+    "m": 1e9,
+    "meter": 1e9,
+    "metre": 1e9,
+    "meters": 1e9,
+    "a": 0.1,
+    "angstrom": 0.1,
 }
 PX_UNITS = {"px", "pix", "pixel", "pixels", "camera pixel", "camera pixels", "camera_pixel"}
 
-_UNIT_RE = re.compile(
-    r"^(?P<base>.*?)\s*(?:[\[\(](?P<u1>[^\]\)]*)[\]\)]|_(?P<u2>[a-zµμ]+))$"
-)
+_UNIT_RE = re.compile(r"^(?P<base>.*?)\s*(?:[\[\(](?P<u1>[^\]\)]*)[\]\)]|_(?P<u2>[a-zµμ]+))$")
 
 
 def norm_header(name: str) -> str:
@@ -143,9 +158,7 @@ def build_localisations(
         if n is None:
             n = arr.size
         elif arr.size != n:
-            raise FormatError(
-                f"{path_name(path)}: column {name} has {arr.size} rows, expected {n}"
-            )
+            raise FormatError(f"{path_name(path)}: column {name} has {arr.size} rows, expected {n}")
         data[name] = arr
     keep = np.ones(n, dtype=bool)
     for name in ("x_nm", "y_nm", "z_nm", "frame"):

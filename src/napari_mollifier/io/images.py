@@ -38,8 +38,9 @@ def _ome_info(xml: str) -> dict:
         root = ET.fromstring(xml)
     except ET.ParseError:
         return out
-    pixels = next((el for el in root.iter() if el.tag.endswith("}Pixels") or el.tag == "Pixels"),
-                  None)
+    pixels = next(
+        (el for el in root.iter() if el.tag.endswith("}Pixels") or el.tag == "Pixels"), None
+    )
     if pixels is None:
         return out
     for axis in ("X", "Y"):
@@ -56,8 +57,10 @@ def _ome_info(xml: str) -> dict:
         fy = _unit_nm(plane.get("PositionYUnit"), "µm")
         fx = _unit_nm(plane.get("PositionXUnit"), "µm")
         if fx is not None and fy is not None and plane.get("PositionY") is not None:
-            out["origin_nm"] = (float(plane.get("PositionY")) * fy,
-                                float(plane.get("PositionX")) * fx)
+            out["origin_nm"] = (
+                float(plane.get("PositionY")) * fy,
+                float(plane.get("PositionX")) * fx,
+            )
     return out
 
 
@@ -126,7 +129,8 @@ def read_image(path, pixel_size_nm: float | None = None) -> DensityImage:
     elif data.ndim == 3 and 2 <= data.shape[0] <= MAX_CHANNELS:
         meta["axes"] = "CYX"
         meta["channel_names"] = info.get("channel_names") or [
-            f"channel {i}" for i in range(data.shape[0])]
+            f"channel {i}" for i in range(data.shape[0])
+        ]
     else:
         raise FormatError(
             f"{path}: expected a 2-D (Y, X) image or (C, Y, X) with 2..{MAX_CHANNELS} channels; "
@@ -136,9 +140,13 @@ def read_image(path, pixel_size_nm: float | None = None) -> DensityImage:
         if data.dtype.kind not in "iub":
             raise FormatError(f"{path}: expected a numeric image; found dtype {data.dtype}")
         data = data.astype(np.float32)
-    return DensityImage(data=data, pixel_size_nm=float(px),
-                        origin_nm=tuple(info.get("origin_nm", (0.0, 0.0))), metadata=meta,
-                        path=path)
+    return DensityImage(
+        data=data,
+        pixel_size_nm=float(px),
+        origin_nm=tuple(info.get("origin_nm", (0.0, 0.0))),
+        metadata=meta,
+        path=path,
+    )
 
 
 def _load(path: Path):
@@ -185,12 +193,19 @@ def write_image(path, image: DensityImage) -> Path:
     data = np.asarray(image.data, dtype=np.float32)
     axes = "CYX" if data.ndim == 3 else "YX"
     px = float(image.pixel_size_nm)
-    metadata = {"axes": axes, "PhysicalSizeX": px, "PhysicalSizeXUnit": "nm",
-                "PhysicalSizeY": px, "PhysicalSizeYUnit": "nm"}
+    metadata = {
+        "axes": axes,
+        "PhysicalSizeX": px,
+        "PhysicalSizeXUnit": "nm",
+        "PhysicalSizeY": px,
+        "PhysicalSizeYUnit": "nm",
+    }
     n_planes = data.shape[0] if data.ndim == 3 else 1
     metadata["Plane"] = {
-        "PositionY": [float(image.origin_nm[0])] * n_planes, "PositionYUnit": ["nm"] * n_planes,
-        "PositionX": [float(image.origin_nm[1])] * n_planes, "PositionXUnit": ["nm"] * n_planes,
+        "PositionY": [float(image.origin_nm[0])] * n_planes,
+        "PositionYUnit": ["nm"] * n_planes,
+        "PositionX": [float(image.origin_nm[1])] * n_planes,
+        "PositionXUnit": ["nm"] * n_planes,
     }
     names = (image.metadata or {}).get("channel_names")
     if data.ndim == 3 and names:

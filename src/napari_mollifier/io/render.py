@@ -133,10 +133,15 @@ def render_density(
     finite = np.isfinite(x) & np.isfinite(y)
     if not finite.all():
         x, y = x[finite], y[finite]
-    meta = {"render_method": method, "pixel_size_nm": pixel_size_nm, "source": source,
-            "source_format": (locs.metadata or {}).get("format"), "n_localisations": int(x.size),
-            "units": "localisations per pixel",
-            "origin_convention": "origin_nm = (y, x) nm of the centre of pixel [0, 0]"}
+    meta = {
+        "render_method": method,
+        "pixel_size_nm": pixel_size_nm,
+        "source": source,
+        "source_format": (locs.metadata or {}).get("format"),
+        "n_localisations": int(x.size),
+        "units": "localisations per pixel",
+        "origin_convention": "origin_nm = (y, x) nm of the centre of pixel [0, 0]",
+    }
     if method == "histogram":
         origin_nm, shape = _grid(x, y, pixel_size_nm, origin_nm, shape, 0)
         data = _histogram(x, y, pixel_size_nm, origin_nm, shape).astype(dtype)
@@ -148,13 +153,16 @@ def render_density(
         sigma_max_px = float(sigma.max()) / pixel_size_nm if sigma.size else 0.0
         radius = max(1, int(math.ceil(truncate * sigma_max_px)))
         origin_nm, shape = _grid(x, y, pixel_size_nm, origin_nm, shape, radius)
-        data = _gaussian(x, y, sigma, pixel_size_nm, origin_nm, shape, radius,
-                         int(tile_size), dtype, truncate)
-        meta.update(sigma_policy=info, truncate_sigma=truncate, radius_px=radius,
-                    pixel_integrated=True)
+        data = _gaussian(
+            x, y, sigma, pixel_size_nm, origin_nm, shape, radius, int(tile_size), dtype, truncate
+        )
+        meta.update(
+            sigma_policy=info, truncate_sigma=truncate, radius_px=radius, pixel_integrated=True
+        )
     meta["n_in_image"] = float(data.sum())
-    return DensityImage(data=data, pixel_size_nm=pixel_size_nm, origin_nm=origin_nm,
-                        metadata=meta, path=None)
+    return DensityImage(
+        data=data, pixel_size_nm=pixel_size_nm, origin_nm=origin_nm, metadata=meta, path=None
+    )
 
 
 def _histogram(x, y, p, origin_nm, shape):
@@ -204,8 +212,7 @@ def _gaussian(x, y, sigma_nm, p, origin_nm, shape, radius, tile, dtype, truncate
     # canvas index = image index + 2 rmax; a window starts at cy - r + 2 rmax >= 0
     n_tiles_y = (h + 3 * rmax) // tile + 1
     n_tiles_x = (w + 3 * rmax) // tile + 1
-    canvas = np.zeros((n_tiles_y * tile + 2 * rmax, n_tiles_x * tile + 2 * rmax),
-                      dtype=np.float32)
+    canvas = np.zeros((n_tiles_y * tile + 2 * rmax, n_tiles_x * tile + 2 * rmax), dtype=np.float32)
     with _tile_matmul() as matmul_tn:
         for g, r in enumerate(levels):
             sel = np.flatnonzero(group == g)
@@ -218,10 +225,23 @@ def _gaussian(x, y, sigma_nm, p, origin_nm, shape, radius, tile, dtype, truncate
             counts = np.bincount(tile_id, minlength=n_tiles_y * n_tiles_x)
             bounds = np.concatenate([[0], np.cumsum(counts)])
             for t in np.flatnonzero(counts):
-                idx = sel[order[bounds[t]:bounds[t + 1]]]
-                _add_tile(canvas, idx, (t // n_tiles_x) * tile, (t % n_tiles_x) * tile,
-                          tile, int(r), rmax, u, v, cx, cy, s, matmul_tn)
-    return canvas[2 * rmax:2 * rmax + h, 2 * rmax:2 * rmax + w].astype(dtype, copy=True)
+                idx = sel[order[bounds[t] : bounds[t + 1]]]
+                _add_tile(
+                    canvas,
+                    idx,
+                    (t // n_tiles_x) * tile,
+                    (t % n_tiles_x) * tile,
+                    tile,
+                    int(r),
+                    rmax,
+                    u,
+                    v,
+                    cx,
+                    cy,
+                    s,
+                    matmul_tn,
+                )
+    return canvas[2 * rmax : 2 * rmax + h, 2 * rmax : 2 * rmax + w].astype(dtype, copy=True)
 
 
 def _add_tile(canvas, idx, ty0, tx0, tile, r, rmax, u, v, cx, cy, s, matmul_tn):
@@ -243,7 +263,7 @@ def _add_tile(canvas, idx, ty0, tx0, tile, r, rmax, u, v, cx, cy, s, matmul_tn):
     dense_x = np.zeros((n, span), dtype=np.float32)
     dense_y[rows, ly] = wy
     dense_x[rows, lx] = wx
-    canvas[ty0:ty0 + span, tx0:tx0 + span] += matmul_tn(dense_y, dense_x)
+    canvas[ty0 : ty0 + span, tx0 : tx0 + span] += matmul_tn(dense_y, dense_x)
 
 
 class _tile_matmul:

@@ -11,7 +11,13 @@ from pathlib import Path
 from .errors import FormatError
 
 SUPPORTED_LOCALISATION_SUFFIXES = (
-    ".csv", ".tsv", ".txt", ".hdf5", ".h5", ".mat", ".smlm",
+    ".csv",
+    ".tsv",
+    ".txt",
+    ".hdf5",
+    ".h5",
+    ".mat",
+    ".smlm",
 )
 SUPPORTED_IMAGE_SUFFIXES = (".ome.tif", ".ome.tiff", ".tif", ".tiff", ".npy")
 
@@ -37,8 +43,11 @@ def _sniff(path: Path) -> str | None:
     with open(path, "rb") as fh:
         head = fh.read(65536)
     if head[:4] in _TIFF_MAGIC:
-        return "ome-tiff" if b"<OME" in head or path.name.lower().endswith(
-            (".ome.tif", ".ome.tiff")) else "tiff"
+        return (
+            "ome-tiff"
+            if b"<OME" in head or path.name.lower().endswith((".ome.tif", ".ome.tiff"))
+            else "tiff"
+        )
     if head[:6] == b"\x93NUMPY":
         return "npy"
     if head[:4] == b"PK\x03\x04":
@@ -83,9 +92,23 @@ def read_localisations(path, pixel_size_nm: float | None = None):
         return _dispatch(path, pixel_size_nm)
     except FormatError:
         raise
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError, OSError,
-            UnicodeError, EOFError, OverflowError, zipfile.BadZipFile, zipfile.LargeZipFile,
-            struct.error, ET.ParseError, json.JSONDecodeError, RuntimeError) as exc:
+    except (
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+        OSError,
+        UnicodeError,
+        EOFError,
+        OverflowError,
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        struct.error,
+        ET.ParseError,
+        json.JSONDecodeError,
+        RuntimeError,
+    ) as exc:
         # Corrupt / truncated / garbage input: libraries (h5py, zipfile, pandas) raise many
         # types; the reader contract is a single documented exception.
         raise FormatError(

@@ -10,7 +10,14 @@ import pandas as pd
 
 #: Canonical localisation columns, in order; all lengths in nm.
 CANONICAL_COLUMNS = (
-    "x_nm", "y_nm", "z_nm", "frame", "sigma_nm", "photons", "background", "channel",
+    "x_nm",
+    "y_nm",
+    "z_nm",
+    "frame",
+    "sigma_nm",
+    "photons",
+    "background",
+    "channel",
 )
 
 

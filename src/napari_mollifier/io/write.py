@@ -45,12 +45,20 @@ def write_maps(path, result) -> list[Path]:
     metadata = {"axes": "CYX", "Channel": {"Name": names}}
     px = getattr(result, "pixel_size_nm", None)
     if px is not None:
-        metadata.update(PhysicalSizeX=float(px), PhysicalSizeXUnit="nm",
-                        PhysicalSizeY=float(px), PhysicalSizeYUnit="nm")
+        metadata.update(
+            PhysicalSizeX=float(px),
+            PhysicalSizeXUnit="nm",
+            PhysicalSizeY=float(px),
+            PhysicalSizeYUnit="nm",
+        )
     origin = tuple(float(v) for v in (getattr(result, "origin_nm", None) or (0.0, 0.0)))
     n = len(names)
-    metadata["Plane"] = {"PositionY": [origin[0]] * n, "PositionYUnit": ["nm"] * n,
-                         "PositionX": [origin[1]] * n, "PositionXUnit": ["nm"] * n}
+    metadata["Plane"] = {
+        "PositionY": [origin[0]] * n,
+        "PositionYUnit": ["nm"] * n,
+        "PositionX": [origin[1]] * n,
+        "PositionXUnit": ["nm"] * n,
+    }
     tiff = _tiff_path(path)
     sidecar = sidecar_path(tiff)
     full = result.full_metadata()

@@ -124,9 +124,7 @@ class PirateNet(nn.Module):
         return self.head(self.features(x))
 
     @torch.no_grad()
-    def least_squares_init(
-        self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-6
-    ) -> float:
+    def least_squares_init(self, x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-6) -> float:
         """Set the output layer to the ridge least-squares fit of ``y`` (N, out_dim) on the
         features of ``x`` (N, in_dim); returns the relative residual of the fit."""
         feats = self.features(x)

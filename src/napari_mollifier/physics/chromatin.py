@@ -212,8 +212,13 @@ class ChromatinFields:
         spacing = pixel_size_nm / params.nm_per_unit
         if data.ndim == 3 and data.shape[0] == 2:
             fields = cls.from_phases(
-                data[0], data[1], spacing, mask=mask, params=params,
-                pixel_size_nm=pixel_size_nm, origin_nm=origin_nm,
+                data[0],
+                data[1],
+                spacing,
+                mask=mask,
+                params=params,
+                pixel_size_nm=pixel_size_nm,
+                origin_nm=origin_nm,
             )
             fields.calibration.update({"source": source, "channels": "phi_w, phi_d"})
             return fields

@@ -155,14 +155,27 @@ def _read_picasso(f, path, pixel_size_nm):
         if name in names:
             columns[canonical], original[canonical] = locs[name], name
     return build_localisations(
-        columns, path=path, fmt="picasso", original_columns=original, pixel_size_nm=px,
-        pixel_size_source=source, extra={"frame_base": 0},
+        columns,
+        path=path,
+        fmt="picasso",
+        original_columns=original,
+        pixel_size_nm=px,
+        pixel_size_source=source,
+        extra={"frame_base": 0},
     )
 
 
 # --- SMAP ---------------------------------------------------------------------------------
-_SMAP = {"x_nm": "xnm", "y_nm": "ynm", "z_nm": "znm", "frame": "frame",
-         "sigma_nm": "locprecnm", "photons": "phot", "background": "bg", "channel": "channel"}
+_SMAP = {
+    "x_nm": "xnm",
+    "y_nm": "ynm",
+    "z_nm": "znm",
+    "frame": "frame",
+    "sigma_nm": "locprecnm",
+    "photons": "phot",
+    "background": "bg",
+    "channel": "channel",
+}
 
 
 def _read_smap(f, path):
@@ -245,9 +258,7 @@ def _read_decode(f, path, pixel_size_nm):
         sx, sy = float(px_size[0]), float(px_size[1])  # anisotropic: [x, y] nm
         px_used = [sx, sy] if sx != sy else sx
     else:
-        raise FormatError(
-            f"{path_name(path)}: DECODE xy_unit must be 'px' or 'nm'; found {unit!r}"
-        )
+        raise FormatError(f"{path_name(path)}: DECODE xy_unit must be 'px' or 'nm'; found {unit!r}")
     columns = {"x_nm": xyz[:, 0] * sx, "y_nm": xyz[:, 1] * sy}
     original = {"x_nm": "data/xyz[:,0]", "y_nm": "data/xyz[:,1]"}
     if xyz.shape[1] >= 3:
@@ -261,6 +272,11 @@ def _read_decode(f, path, pixel_size_nm):
         if values is not None and values.size == n:
             columns[canonical], original[canonical] = values.ravel(), f"data/{name}"
     return build_localisations(
-        columns, path=path, fmt="decode", original_columns=original, pixel_size_nm=px_used,
-        pixel_size_source=source, extra={"xy_unit": unit},
+        columns,
+        path=path,
+        fmt="decode",
+        original_columns=original,
+        pixel_size_nm=px_used,
+        pixel_size_source=source,
+        extra={"xy_unit": unit},
     )

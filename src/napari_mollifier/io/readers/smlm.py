@@ -20,8 +20,22 @@ _NAMES = {
     "background": ("background", "bg"),
     "channel": ("channel",),
 }
-_DTYPES = {"float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16",
-           "uint32", "uint64", "float", "double", "int", "uint"}
+_DTYPES = {
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float",
+    "double",
+    "int",
+    "uint",
+}
 
 
 def read_manifest(path) -> dict:
@@ -62,8 +76,10 @@ def read_smlm(path, pixel_size_nm=None):
         )
     if len(units) != len(headers):
         units = [None] * len(headers)
-    dtypes = [{"float": "float32", "double": "float64", "int": "int32", "uint": "uint32"}
-              .get(d, d) for d in dtypes]
+    dtypes = [
+        {"float": "float32", "double": "float64", "int": "int32", "uint": "uint32"}.get(d, d)
+        for d in dtypes
+    ]
     record = np.dtype([(f"c{i}", "<" + np.dtype(d).str[1:]) for i, d in enumerate(dtypes)])
     rows = int(entry.get("rows", fmt.get("rows", -1)))
     offset = int(fmt.get("offset", entry.get("offset", 0)) or 0)
@@ -108,6 +124,10 @@ def read_smlm(path, pixel_size_nm=None):
                 f"{', '.join(headers)}"
             )
     return build_localisations(
-        columns, path=path, fmt="smlm", original_columns=original, pixel_size_nm=px_used,
+        columns,
+        path=path,
+        fmt="smlm",
+        original_columns=original,
+        pixel_size_nm=px_used,
         pixel_size_source="argument" if px_used else None,
     )

@@ -35,40 +35,72 @@ _Y = ["y", "ynm", "ypos", "y_pos", "pos_y", "position_y", "position y", "y posit
 _Z = ["z", "znm", "zpos", "z_pos", "pos_z", "position_z", "position z", "z position", "z0"]
 ALIASES = {
     "thunderstorm": {
-        "x_nm": ["x"], "y_nm": ["y"], "z_nm": ["z"], "frame": ["frame"],
-        "sigma_nm": ["uncertainty_xy", "uncertainty"], "photons": ["intensity"],
+        "x_nm": ["x"],
+        "y_nm": ["y"],
+        "z_nm": ["z"],
+        "frame": ["frame"],
+        "sigma_nm": ["uncertainty_xy", "uncertainty"],
+        "photons": ["intensity"],
         "background": ["offset"],
     },
     "elyra": {
-        "x_nm": ["position x"], "y_nm": ["position y"], "z_nm": ["position z"],
-        "frame": ["first frame"], "sigma_nm": ["precision"], "photons": ["number photons"],
+        "x_nm": ["position x"],
+        "y_nm": ["position y"],
+        "z_nm": ["position z"],
+        "frame": ["first frame"],
+        "sigma_nm": ["precision"],
+        "photons": ["number photons"],
         "channel": ["channel"],
     },
     "nstorm": {
-        "x_nm": ["xwc", "xc", "x"], "y_nm": ["ywc", "yc", "y"], "z_nm": ["zc", "z"],
-        "frame": ["frame"], "sigma_nm": ["lateral localization accuracy"],
-        "photons": ["photons"], "background": ["bg"], "channel": ["channel name", "name"],
+        "x_nm": ["xwc", "xc", "x"],
+        "y_nm": ["ywc", "yc", "y"],
+        "z_nm": ["zc", "z"],
+        "frame": ["frame"],
+        "sigma_nm": ["lateral localization accuracy"],
+        "photons": ["photons"],
+        "background": ["bg"],
+        "channel": ["channel name", "name"],
     },
     "oni": {
-        "x_nm": ["x"], "y_nm": ["y"], "z_nm": ["z"], "frame": ["frame"],
-        "photons": ["photons"], "background": ["background"], "channel": ["channel"],
+        "x_nm": ["x"],
+        "y_nm": ["y"],
+        "z_nm": ["z"],
+        "frame": ["frame"],
+        "photons": ["photons"],
+        "background": ["background"],
+        "channel": ["channel"],
     },
     "generic": {
-        "x_nm": _X, "y_nm": _Y, "z_nm": _Z,
+        "x_nm": _X,
+        "y_nm": _Y,
+        "z_nm": _Z,
         "frame": ["frame", "frames", "frame_ix", "first frame", "t", "time_point"],
-        "sigma_nm": ["sigma_nm", "precision", "uncertainty_xy", "uncertainty", "locprec",
-                     "loc_precision", "localization_precision", "localisation_precision"],
+        "sigma_nm": [
+            "sigma_nm",
+            "precision",
+            "uncertainty_xy",
+            "uncertainty",
+            "locprec",
+            "loc_precision",
+            "localization_precision",
+            "localisation_precision",
+        ],
         "photons": ["photons", "phot", "intensity", "number photons", "n_photons"],
         "background": ["background", "bg", "offset"],
         "channel": ["channel", "channel name", "probe"],
     },
 }
 #: Units of columns that carry none in their header, per format (None = must be stated).
-DEFAULT_UNIT = {"thunderstorm": None, "elyra": "nm", "nstorm": "nm", "oni": "nm",
-                "generic": None}
+DEFAULT_UNIT = {"thunderstorm": None, "elyra": "nm", "nstorm": "nm", "oni": "nm", "generic": None}
 #: Header spellings like "xnm" that carry their unit glued to the name.
-_GLUED = {"xnm": ("x", "nm"), "ynm": ("y", "nm"), "znm": ("z", "nm"),
-          "xpx": ("x", "px"), "ypx": ("y", "px")}
+_GLUED = {
+    "xnm": ("x", "nm"),
+    "ynm": ("y", "nm"),
+    "znm": ("z", "nm"),
+    "xpx": ("x", "px"),
+    "ypx": ("y", "px"),
+}
 _LENGTH_COLUMNS = ("x_nm", "y_nm", "z_nm", "sigma_nm")
 
 
@@ -111,11 +143,18 @@ def detect_text(head: bytes) -> dict | None:
         "first frame" in name_set and any(n.startswith("position x") for n in names)
     ):
         return {**info, "format": "elyra"}
-    if ("frame" in name_set and {"x", "y"} <= name_set
-            and ({"xc", "yc"} <= name_set or {"xwc", "ywc"} <= name_set)):
+    if (
+        "frame" in name_set
+        and {"x", "y"} <= name_set
+        and ({"xc", "yc"} <= name_set or {"xwc", "ywc"} <= name_set)
+    ):
         return {**info, "format": "nstorm"}
-    if (delim == "," and "frame" in name_set and ("id" in name_set or '"' in line)
-            and any(re.fullmatch(r"x \[[^\]]+\]", n) for n in names)):
+    if (
+        delim == ","
+        and "frame" in name_set
+        and ("id" in name_set or '"' in line)
+        and any(re.fullmatch(r"x \[[^\]]+\]", n) for n in names)
+    ):
         return {**info, "format": "thunderstorm"}
     if "x (nm)" in name_set and "y (nm)" in name_set and "frame" in name_set:
         return {**info, "format": "oni"}
@@ -217,21 +256,31 @@ def read_delimited(path, info: dict, pixel_size_nm=None):
     source = path
     if fmt == "elyra":
         source = _elyra_body(path)
-    raw = _read_table(source, delimiter=info["delimiter"], skiprows=info["header_index"] + 1,
-                      usecols=usecols, path=path)
+    raw = _read_table(
+        source,
+        delimiter=info["delimiter"],
+        skiprows=info["header_index"] + 1,
+        usecols=usecols,
+        path=path,
+    )
     columns = {}
     for canonical, (idx, _, _) in found.items():
         values = raw[idx]
         if canonical in factors and factors[canonical] != 1.0:
             values = values * factors[canonical]
         columns[canonical] = values
-    px_used = pixel_size_nm if any(
-        (found[c][2] or "").lower() in ("px", "pix", "pixel", "pixels") for c in found
-    ) else None
+    px_used = (
+        pixel_size_nm
+        if any((found[c][2] or "").lower() in ("px", "pix", "pixel", "pixels") for c in found)
+        else None
+    )
     return build_localisations(
-        columns, path=path, fmt=fmt,
+        columns,
+        path=path,
+        fmt=fmt,
         original_columns={c: name for c, (_, name, _) in found.items()},
-        pixel_size_nm=px_used, pixel_size_source="argument" if px_used else None,
+        pixel_size_nm=px_used,
+        pixel_size_source="argument" if px_used else None,
     )
 
 
@@ -252,8 +301,11 @@ def _elyra_body(path) -> io.BytesIO:
 
 
 _RAPID_CANONICAL = {
-    "Position-0-0": "x_nm", "Position-1-0": "y_nm", "Position-2-0": "z_nm",
-    "ImageNumber-0-0": "frame", "LocalBackground-0-0": "background",
+    "Position-0-0": "x_nm",
+    "Position-1-0": "y_nm",
+    "Position-2-0": "z_nm",
+    "ImageNumber-0-0": "frame",
+    "LocalBackground-0-0": "background",
     "PositionUncertainty-0-0": "sigma_nm",
 }
 
@@ -287,11 +339,14 @@ def read_rapidstorm(path, info: dict, pixel_size_nm=None):
                 raise FormatError(
                     f"{path_name(path)}: rapidSTORM field {field.get('identifier')} has no unit"
                 )
-            factors[canonical] = unit_factor(unit, pixel_size_nm, path=path,
-                                             column=field.get("identifier"))
+            factors[canonical] = unit_factor(
+                unit, pixel_size_nm, path=path, column=field.get("identifier")
+            )
         if canonical == "frame" and "frame" not in (field.get("unit") or "frame"):
-            raise FormatError(f"{path_name(path)}: rapidSTORM frame unit is "
-                              f"{field.get('unit')!r}; expected 'frame'")
+            raise FormatError(
+                f"{path_name(path)}: rapidSTORM frame unit is "
+                f"{field.get('unit')!r}; expected 'frame'"
+            )
     for axis in ("x_nm", "y_nm"):
         if axis not in found:
             raise FormatError(
@@ -299,12 +354,20 @@ def read_rapidstorm(path, info: dict, pixel_size_nm=None):
                 f"Position-{0 if axis == 'x_nm' else 1}-0): found fields "
                 f"{', '.join(identifiers) or 'none'}"
             )
-    raw = _read_table(path, delimiter=None, skiprows=0, comment="#",
-                      usecols={i: "float" for i, _, _ in found.values()}, path=path)
+    raw = _read_table(
+        path,
+        delimiter=None,
+        skiprows=0,
+        comment="#",
+        usecols={i: "float" for i, _, _ in found.values()},
+        path=path,
+    )
     columns = {c: raw[i] * factors.get(c, 1.0) for c, (i, _, _) in found.items()}
     px = any((u or "").lower() in ("px", "pixel", "pixels") for _, _, u in found.values())
     return build_localisations(
-        columns, path=path, fmt="rapidstorm",
+        columns,
+        path=path,
+        fmt="rapidstorm",
         original_columns={c: name for c, (_, name, _) in found.items()},
         pixel_size_nm=pixel_size_nm if px else None,
         pixel_size_source="argument" if px else None,
