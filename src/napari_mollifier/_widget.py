@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from qtpy.QtCore import Qt
+from qtpy.QtGui import QMovie
 from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -138,6 +139,8 @@ class InferRatesWidget(QWidget):
         self.viewer = napari_viewer
         self.worker = None
         self._stop_token = None
+        self._progress = None  # napari's progress (activity dock) of the running job
+        self._paused_indicators: list = []
         self._source_layer = None
         self._device_checked = False
         self.last_result: RateMaps | None = None
@@ -255,9 +258,7 @@ class InferRatesWidget(QWidget):
         self.run_button = QPushButton("Infer rates")
         self.stop_button = QPushButton("Stop")
         self.stop_button.setEnabled(False)
-        # our own determinate bar rather than napari's activity progress: that one shows an
-        # animated GIF whose repaints re-composite the GL window ~30x a second, which on
-        # software OpenGL (VMs, remote desktops) took 40 % of a 2-core CPU from the training
+        # a bar in the widget too: napari's activity dock is collapsed by default
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
@@ -432,6 +433,7 @@ class InferRatesWidget(QWidget):
             self._fail(str(exc))
             return
         from napari.qt.threading import create_worker
+        from napari.utils import cancelable_progress
 
         from .inverse.api import StopToken
 
@@ -441,6 +443,10 @@ class InferRatesWidget(QWidget):
         self.progress_bar.setRange(0, max(total, 1))
         self.progress_bar.setValue(0)
         self.progress_bar.setVisible(True)
+        self._progress = cancelable_progress(
+            total=total, desc=f"Infer rates ({config.method})", cancel_callback=self.stop
+        )
+        self._paused_indicators = _pause_activity_animation(self.window())
         origin = tuple(float(t) for t in layer.translate[-2:])
         self.worker = create_worker(
             run_inference,
@@ -472,10 +478,20 @@ class InferRatesWidget(QWidget):
 
     def _on_progress(self, event) -> None:
         self.last_event = event
-        self.status.setText(format_progress(event))
+        self.status.setText(format_progress(event))  # first: see below
         if event.total and self.progress_bar.maximum() != int(event.total):
             self.progress_bar.setRange(0, int(event.total))
         self.progress_bar.setValue(min(int(event.step), self.progress_bar.maximum()))
+        # updating napari's bar can process queued Qt events ("returned", "finished") right
+        # here: hence the local reference, and the status text set before
+        pbar = self._progress
+        if pbar is not None and not pbar.disable:
+            if event.total and pbar.total != event.total:
+                pbar.total = int(event.total)
+            if event.step > pbar.n:
+                pbar.update(int(event.step) - int(pbar.n))
+            if event.message:
+                pbar.set_description(f"Infer rates: {event.message}")
 
     def _on_result(self, result) -> None:
         self.last_result = result
@@ -501,6 +517,13 @@ class InferRatesWidget(QWidget):
 
     def _on_finished(self) -> None:
         self.progress_bar.setVisible(False)
+        if self._progress is not None:
+            self._progress.close()
+        self._progress = None
+        for movie in self._paused_indicators:
+            if movie.state() == QMovie.MovieState.Paused:  # napari stops it when nothing runs
+                movie.setPaused(False)
+        self._paused_indicators = []
         self.worker = None
         self._stop_token = None
         self.run_button.setEnabled(True)
@@ -583,6 +606,54 @@ def _layer_image(layer) -> np.ndarray:
     return array
 
 
+_SOFTWARE_GL_NAMES = ("llvmpipe", "softpipe", "swiftshader", "software", "gdi generic",
+                      "basic render")  # fmt: skip
+
+
+def software_opengl() -> bool:
+    """True when napari draws with a software OpenGL renderer (Mesa llvmpipe and the like).
+
+    Typical of virtual machines, remote desktops and Xvfb. Any failure to ask (no GL context,
+    a napari without the helper) counts as "not software".
+    """
+    try:
+        from napari._vispy.utils.gl import _opengl_context
+        from vispy.gloo import gl
+
+        with _opengl_context():
+            renderer = str(gl.glGetParameter(gl.GL_RENDERER)).lower()
+    except Exception:  # noqa: BLE001 - a query that fails must not break a run
+        return False
+    return any(name in renderer for name in _SOFTWARE_GL_NAMES)
+
+
+def _pause_activity_animation(window: QWidget) -> list:
+    """Pause the spinning "in progress" GIF of napari's status bar, on software OpenGL only.
+
+    Each of its frames re-composites the GL window; with llvmpipe on a 2-core machine that took
+    enough CPU from the training to make a PINN run 1.7x slower (33 s against 20 s, 400 steps
+    on the sample). The progress bar in the activity dock keeps updating. ``window``: the
+    top-level window the widget is docked in (``QWidget.window()``). Returns the paused
+    movies, to resume when the run ends; an empty list where nothing was paused.
+    """
+    if not software_opengl():
+        return []
+    try:  # napari private widgets: a napari that changed them just keeps its animation
+        from napari._qt.dialogs.qt_activity_dialog import ActivityToggleItem
+
+        movies = [
+            item._inProgressIndicator.movie() for item in window.findChildren(ActivityToggleItem)
+        ]
+    except Exception:  # noqa: BLE001
+        return []
+    paused = []
+    for movie in movies:
+        if movie is not None:
+            movie.setPaused(True)
+            paused.append(movie)
+    return paused
+
+
 def describe_device(name: str) -> str:
     """ "Uses cpu: <reason>" for a device choice; imports torch (lazily) to find out."""
     try:
@@ -618,20 +689,21 @@ def format_summary(result, elapsed_s: float | None = None) -> str:
     """
     summary = result.summary()
     meta = result.metadata or {}
+    nbsp = "\u00a0"  # keeps numbers with their units when the status line wraps
     text = f"Done: {summary.get('n_valid', 0)} valid pixels"
     if summary.get("n_valid"):
         text += (
-            f"; ratio median {summary['ratio_median']:.3g}"
-            f" (p5-p95 {summary.get('ratio_p05', float('nan')):.3g}"
-            f"-{summary.get('ratio_p95', float('nan')):.3g})"
+            f"; median ratio {summary['ratio_median']:.3g},"
+            f" p5{nbsp}{summary.get('ratio_p05', float('nan')):.3g},"
+            f" p95{nbsp}{summary.get('ratio_p95', float('nan')):.3g}"
         )
     width = meta.get("mollifier_width")
     if isinstance(width, (int, float)):
-        text += f"; width {width * result.config.model.nm_per_unit:.0f} nm"
+        text += f"; width {width * result.config.model.nm_per_unit:.0f}{nbsp}nm"
     if meta.get("device"):
         text += f"; device {meta['device']}"
     if elapsed_s is not None and math.isfinite(elapsed_s):
-        text += f"; {elapsed_s:.1f} s"
+        text += f"; {elapsed_s:.1f}{nbsp}s"
     if (result.diagnostics or {}).get("stopped"):
         text += f"; stopped at step {result.diagnostics.get('steps_done')}"
     return text
