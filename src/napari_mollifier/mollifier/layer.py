@@ -33,9 +33,11 @@ from .kernels import (
 
 BOUNDARIES = ("valid", "reflect", "periodic")
 _AXIS_LETTERS = {1: "x", 2: "yx"}  # letters of the axes in array order (..., H, W)
-#: Kernels at least this many taps long are applied by FFT when ``method="auto"``
-#: (measured crossover on a 2-core CPU, see benchmarks/derivatives.py).
-FFT_MIN_TAPS = 17
+#: Kernels at least this many taps long are applied by FFT when ``method="auto"``.
+#: Measured with benchmarks/fft_crossover.py on a 2-core CPU (docs/benchmarks.md): FFT is faster
+#: from 9 taps with 1 thread; with 2 threads from 7-11 taps on 128-256 px images, while for
+#: 64 px float64 images conv1d stays faster up to 25 taps (both under 0.11 ms there).
+FFT_MIN_TAPS = 11
 
 
 def derivative_terms(name: str, ndim: int) -> list[tuple[float, tuple[int, ...]]]:
