@@ -107,27 +107,12 @@ def noisy_fields(sim: dict, noise: float, seed: int = 0):
 
 def rendered_density(sim: dict, n: int = N_INV, density_per_um2: float = 5e4):
     """The optical path: Poisson localisations (15 nm precision) rendered on an n x n grid."""
-    from napari_mollifier.io import Localisations, render_density
-    from napari_mollifier.physics.synthetic import sample_localisations
+    from napari_mollifier.physics.synthetic import render_synthetic_density
 
-    table = sample_localisations(
-        1.0 - sim["phi_w"],
-        float(sim["spacing"]),
-        nm_per_unit=NM_PER_UNIT,
-        density_per_um2=density_per_um2,
-        precision_nm=15.0,
-        seed=0,
-    )
-    locs = Localisations(
-        table.rename(
-            columns={"x [nm]": "x_nm", "y [nm]": "y_nm", "uncertainty_xy [nm]": "sigma_nm"}
-        )
-    )
-    pixel_nm = BOX * NM_PER_UNIT / n
-    origin = -0.5 * float(sim["spacing"]) * NM_PER_UNIT + 0.5 * pixel_nm
-    return render_density(
-        locs, pixel_size_nm=pixel_nm, method="gaussian", origin_nm=(origin, origin), shape=(n, n)
-    )
+    return render_synthetic_density(
+        1.0 - sim["phi_w"], float(sim["spacing"]), nm_per_unit=NM_PER_UNIT, shape=(n, n),
+        density_per_um2=density_per_um2, precision_nm=15.0, seed=0,
+    )  # fmt: skip
 
 
 def truth_at_inversion(sim: dict) -> np.ndarray:

@@ -52,34 +52,16 @@ def test_constant_maps_mean_within_two_percent(ratio):
 
 def test_optical_path():
     """Localisations -> rendered density -> from_density -> direct estimator."""
-    from napari_mollifier.io import Localisations, render_density
-    from napari_mollifier.physics.synthetic import sample_localisations
+    from napari_mollifier.physics.synthetic import render_synthetic_density
 
     sim = lognormal_simulation()
-    nm_per_unit = 300.0
-    table = sample_localisations(
-        1.0 - sim.phi_w,
-        sim.spacing,
-        nm_per_unit=nm_per_unit,
-        density_per_um2=5e4,
-        precision_nm=15.0,
-        seed=0,
-    )
-    locs = Localisations(
-        table.rename(
-            columns={"x [nm]": "x_nm", "y [nm]": "y_nm", "uncertainty_xy [nm]": "sigma_nm"}
-        )
-    )
-    pixel_nm = L_BOX * nm_per_unit / N_INV
-    sim_px_nm = sim.spacing * nm_per_unit
-    origin = -0.5 * sim_px_nm + 0.5 * pixel_nm  # same box as the simulation grid
-    image = render_density(
-        locs,
-        pixel_size_nm=pixel_nm,
-        method="gaussian",
-        origin_nm=(origin, origin),
-        shape=(N_INV, N_INV),
-    )
+    image = render_synthetic_density(
+        1.0 - sim.phi_w, sim.spacing, nm_per_unit=300.0, shape=(N_INV, N_INV),
+        density_per_um2=5e4, precision_nm=15.0, seed=0,
+    )  # fmt: skip
+    pixel_nm = L_BOX * 300.0 / N_INV  # the rendered grid covers the simulation box
+    assert image.pixel_size_nm == pytest.approx(pixel_nm)
+    assert image.origin_nm[0] == pytest.approx(-0.5 * sim.spacing * 300.0 + 0.5 * pixel_nm)
     # calibration assumption: the contrast of phi_h (its 1st..99th percentile range) and the
     # euchromatin fraction phi_e are known; the level follows from <phi_w> = 0.5 ("mean" anchor)
     phi_h_true = downsample(sim.phi_h, 2)

@@ -155,3 +155,22 @@ def test_mean_anchored_calibration():
         CalibrationParams(anchor="mean")
     with pytest.raises(ValueError, match="anchor"):
         CalibrationParams(anchor="median")
+
+
+def test_render_synthetic_density_covers_the_same_box():
+    from napari_mollifier.physics.synthetic import render_synthetic_density
+
+    chromatin = np.full((64, 64), 0.05)
+    chromatin[8:24, 40:56] = 1.0  # a bright block: rows 8-23, columns 40-55
+    image = render_synthetic_density(
+        chromatin, 0.1, nm_per_unit=200.0, shape=(32, 32), density_per_um2=2e4,
+        precision_nm=5.0, seed=1,
+    )  # fmt: skip
+    assert image.data.shape == (32, 32)
+    assert image.pixel_size_nm == pytest.approx(40.0)  # 64 * 20 nm box on 32 pixels
+    assert image.origin_nm == pytest.approx((10.0, 10.0))  # centre of the 2x2 block [0:2, 0:2]
+    block = image.data[4:12, 20:28]  # the same block on the rendered grid
+    rest = np.delete(np.delete(image.data, np.s_[3:13], axis=0), np.s_[19:29], axis=1)
+    assert block.mean() > 10 * rest.mean()
+    with pytest.raises(ValueError, match="square pixels"):
+        render_synthetic_density(chromatin, 0.1, shape=(32, 16))

@@ -64,33 +64,13 @@ def test_five_percent_noise_pinn_beats_direct():
 
 def test_optical_path():
     """Localisations -> rendered density -> from_density -> PINN (rate equation only)."""
-    from napari_mollifier.io import Localisations, render_density
-    from napari_mollifier.physics.synthetic import sample_localisations
+    from napari_mollifier.physics.synthetic import render_synthetic_density
 
     sim = lognormal_simulation()
-    nm_per_unit = 300.0
-    table = sample_localisations(
-        1.0 - sim.phi_w,
-        sim.spacing,
-        nm_per_unit=nm_per_unit,
-        density_per_um2=5e4,
-        precision_nm=15.0,
-        seed=0,
-    )
-    locs = Localisations(
-        table.rename(
-            columns={"x [nm]": "x_nm", "y [nm]": "y_nm", "uncertainty_xy [nm]": "sigma_nm"}
-        )
-    )
-    pixel_nm = L_BOX * nm_per_unit / N_INV
-    origin = -0.5 * sim.spacing * nm_per_unit + 0.5 * pixel_nm
-    image = render_density(
-        locs,
-        pixel_size_nm=pixel_nm,
-        method="gaussian",
-        origin_nm=(origin, origin),
-        shape=(N_INV, N_INV),
-    )
+    image = render_synthetic_density(
+        1.0 - sim.phi_w, sim.spacing, nm_per_unit=300.0, shape=(N_INV, N_INV),
+        density_per_um2=5e4, precision_nm=15.0, seed=0,
+    )  # fmt: skip
     lo, hi = np.percentile(downsample(sim.phi_h, 2), [1, 99])
     config = _pinn(
         900,

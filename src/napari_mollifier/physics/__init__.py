@@ -4,7 +4,7 @@ from .chromatin import ChromatinFields, FieldsError, g, mu_d, mu_w, steady_state
 from .params import CalibrationParams, ModelParams
 from .random_fields import gaussian_random_field, lognormal_rate_field
 from .simulate import SimulationResult, downsample, simulate_chromatin
-from .synthetic import sample_localisations, write_thunderstorm_csv
+from .synthetic import render_synthetic_density, sample_localisations, write_thunderstorm_csv
 
 __all__ = [
     "CalibrationParams",
@@ -18,6 +18,7 @@ __all__ = [
     "lognormal_rate_field",
     "mu_d",
     "mu_w",
+    "render_synthetic_density",
     "sample_localisations",
     "simulate_chromatin",
     "steady_state_residual",

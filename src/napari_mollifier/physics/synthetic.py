@@ -133,3 +133,67 @@ def write_thunderstorm_csv(path, table, decimals: int = 1) -> Path:
     )
     path.write_text(header + "\n" + body)
     return path
+
+
+#: ThunderSTORM column -> canonical column of :class:`napari_mollifier.io.Localisations`
+_CANONICAL = {"x [nm]": "x_nm", "y [nm]": "y_nm", "uncertainty_xy [nm]": "sigma_nm"}
+
+
+def render_synthetic_density(
+    chromatin: np.ndarray,
+    spacing: float,
+    *,
+    nm_per_unit: float = 300.0,
+    shape: tuple[int, int] | None = None,
+    density_per_um2: float = 3e4,
+    precision_nm: float = 15.0,
+    mask: np.ndarray | None = None,
+    method: str = "gaussian",
+    seed: int | None = 0,
+):
+    """The optical path in one call: localisations drawn from a map, rendered on a grid.
+
+    Draws a localisation table with :func:`sample_localisations` from ``chromatin`` (on a grid of
+    ``spacing`` model units) and renders it with :func:`napari_mollifier.io.render_density` onto
+    ``shape`` pixels covering the same box, so that rendered pixel [0, 0] and map pixel [0, 0]
+    share their top-left corner. Coordinates: map pixel [0, 0] is centred at 0 nm.
+
+    Parameters
+    ----------
+    chromatin, spacing, nm_per_unit, density_per_um2, precision_nm, mask, seed
+        As in :func:`sample_localisations`.
+    shape : (H, W), optional
+        Rendered grid; the box is divided evenly (pixel size ``box_nm / W``, square pixels
+        required). Default: the map's own grid.
+    method : str
+        Rendering method of :func:`napari_mollifier.io.render_density`.
+
+    Returns
+    -------
+    napari_mollifier.io.DensityImage
+    """
+    from ..io import Localisations, render_density
+
+    chromatin = np.asarray(chromatin, dtype=np.float64)
+    shape = tuple(chromatin.shape) if shape is None else (int(shape[0]), int(shape[1]))
+    map_pixel_nm = spacing * nm_per_unit
+    pixel_nm = chromatin.shape[1] * map_pixel_nm / shape[1]
+    if not np.isclose(chromatin.shape[0] * map_pixel_nm / shape[0], pixel_nm, rtol=1e-9):
+        raise ValueError(
+            f"render_synthetic_density: shape {shape} does not give square pixels on a "
+            f"{chromatin.shape} map"
+        )
+    table = sample_localisations(
+        chromatin,
+        spacing,
+        nm_per_unit=nm_per_unit,
+        density_per_um2=density_per_um2,
+        precision_nm=precision_nm,
+        mask=mask,
+        seed=seed,
+    )
+    locs = Localisations(table.rename(columns=_CANONICAL))
+    origin = -0.5 * map_pixel_nm + 0.5 * pixel_nm  # centre of rendered pixel [0, 0]
+    return render_density(
+        locs, pixel_size_nm=pixel_nm, method=method, origin_nm=(origin, origin), shape=shape
+    )
