@@ -18,7 +18,8 @@ Sections (all by default; ``--only`` picks some):
   reports coverage on held-out maps (seed 1);
 - ``cost``: time and peak memory per training step, ``pinn`` (mollifier layer) vs
   ``pinn-autodiff`` (nested autograd), same backbone, data and loss, each in a fresh process;
-- ``speed``: the default "Infer rates" PINN run on a 256^2 density.
+- ``speed``: the default "Infer rates" PINN run on a 256^2 density (``--speed-size``), or
+  that density tiled (``--speed-tiles 4``: 1024^2 at the same pixel size).
 
     python benchmarks/pinn.py                       # everything, ~25 min on a 2-core CPU
     python benchmarks/pinn.py --only accuracy --quick
@@ -330,24 +331,43 @@ def cost(quick: bool, threads: int) -> list[dict]:
     return rows
 
 
-def speed(size: int) -> dict:
-    """Default "Infer rates" (PINN, default config, device auto) on a size^2 density."""
+def speed(size: int, tiles: int = 1) -> dict:
+    """Default "Infer rates" (PINN, default config, device auto) on a density image.
+
+    The simulation box rendered on ``size`` x ``size`` pixels, tiled ``tiles`` x ``tiles``
+    times (the simulation is periodic, so the tiling is seamless): ``--speed-size 256
+    --speed-tiles 4`` is a 1024^2 image at the 11.7 nm pixels of the 256^2 one, i.e. a 12 um
+    field, where ``--speed-size 1024`` would be the same 3 um box at 2.9 nm pixels.
+    """
+    import resource
+    from dataclasses import replace
+
     from napari_mollifier.inverse import InferenceConfig, infer_rates
     from napari_mollifier.physics.chromatin import ChromatinFields
 
     sim = simulation()
-    fields = ChromatinFields.from_density(
-        rendered_density(sim, n=size), mask=np.ones((size, size), bool)
-    )
+    density = rendered_density(sim, n=size)
+    if tiles > 1:
+        density = replace(density, data=np.tile(density.data, (tiles, tiles)))
+    shape = density.data.shape
+    fields = ChromatinFields.from_density(density, mask=np.ones(shape, bool))
     cfg = InferenceConfig(method="pinn", device="auto")
     t0 = time.perf_counter()
     result = infer_rates(fields, cfg)
+    seconds = time.perf_counter() - t0
+    width = result.metadata.get("mollifier_width")
     return {
-        "size": size,
-        "seconds": time.perf_counter() - t0,
+        "size": shape[0],
+        "pixel_size_nm": density.pixel_size_nm,
+        "seconds": seconds,
         "steps": cfg.steps,
+        "steps_done": (result.diagnostics or {}).get("steps_done"),
         "ensemble": cfg.ensemble_size,
         "patch": cfg.patch_size,
+        "mollifier_width_px": (width / float(fields.spacing)) if width else None,
+        "valid_fraction": float(result.valid_mask.mean()),
+        # whole process, data preparation included (Linux: ru_maxrss in KiB)
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "device": result.metadata["device"],
         "device_reason": result.metadata["device_reason"],
         "timings": result.timings,
@@ -405,6 +425,9 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer cases (smoke run)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--speed-size", type=int, default=256)
+    parser.add_argument(
+        "--speed-tiles", type=int, default=1, help="tile the speed image k x k (seamless)"
+    )
     parser.add_argument("--out", default=str(HERE / "results" / "pinn.json"))
     args = parser.parse_args(argv)
 
@@ -430,12 +453,13 @@ def main(argv=None) -> None:
         print("### Cost per training step: mollifier layer vs nested autodiff (4th order)\n")
         print(table(report["cost"]) + "\n")
     if "speed" in args.only:
-        report["speed"] = speed(args.speed_size)
+        report["speed"] = speed(args.speed_size, args.speed_tiles)
         s = report["speed"]
         print(
-            f"### Default Infer rates on {s['size']}^2: {s['seconds']:.1f} s on "
-            f"{s['device']} ({s['device_reason']}); {s['steps']} steps, "
-            f"{s['ensemble']} members, patch {s['patch']}\n"
+            f"### Default Infer rates on {s['size']}^2 ({s['pixel_size_nm']:.1f} nm pixels): "
+            f"{s['seconds']:.1f} s on {s['device']} ({s['device_reason']}); {s['steps']} steps "
+            f"({s['steps_done']} done), {s['ensemble']} members, patch {s['patch']}, mollifier "
+            f"{s['mollifier_width_px']:.1f} px; peak RSS {s['peak_rss_mb']:.0f} MB\n"
         )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
