@@ -55,6 +55,8 @@ METHOD_CHOICES = ("direct", "pinn")
 BACKBONE_CHOICES = ("pirate", "pinn", "pinnsformer")
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
 ANCHOR_CHOICES = ("percentiles", "mean")
+#: narrowest dock at which every row of the widget shows its values (napari's default style)
+MIN_WIDTH_PX = 360
 
 
 def run_inference(
@@ -201,7 +203,9 @@ class InferRatesWidget(QWidget):
         model_form.addRow("Mean <phi_w>", self.mean_nucleoplasm)
         model_form.addRow("Percentiles", _row(self.percentile_low, self.percentile_high))
         model_form.addRow("phi_h range", _row(self.phi_h_low, self.phi_h_high))
-        model_form.addRow("Level from", _row(self.anchor, self.phi_e))
+        model_form.addRow("Level from", self.anchor)
+        # a row of its own: next to the combo box a narrow dock squeezed its value out of sight
+        model_form.addRow("phi_e", self.phi_e)
         model_box = QGroupBox("Model and calibration")
         model_box.setLayout(model_form)
 
@@ -277,6 +281,9 @@ class InferRatesWidget(QWidget):
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
         layout.addStretch(1)
+        # napari docks a widget at its size hint, which the two-box rows (percentiles, phi_h
+        # range) overflow: their spin boxes were clipped until a long status line widened it
+        self.setMinimumWidth(MIN_WIDTH_PX)
 
         # --- signals ---------------------------------------------------------------------
         self.run_button.clicked.connect(self.start)
