@@ -228,3 +228,21 @@ def test_widget_fields_make_the_config(make_napari_viewer):
     assert widget.phi_e.isEnabled()
     calibration = widget.config().calibration
     assert calibration.anchor == "mean" and calibration.phi_e == pytest.approx(0.2)
+
+
+def test_every_value_fits_its_box_when_docked(make_napari_viewer, qtbot):
+    """In the freshly docked widget (before any run widens it) no spin box clips its value."""
+    from qtpy.QtWidgets import QAbstractSpinBox
+
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample(PLUGIN, "nucleus")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Infer rates")
+    qtbot.waitUntil(lambda: widget.isVisible(), timeout=5_000)
+    widget.anchor.setCurrentText("mean")  # enables every box of the model group
+    clipped = []
+    for box in widget.findChildren(QAbstractSpinBox):
+        edit = box.lineEdit()
+        needed = edit.fontMetrics().horizontalAdvance(box.text())
+        if edit.width() < needed:
+            clipped.append((box.toolTip() or box.text(), edit.width(), needed))
+    assert not clipped, clipped
