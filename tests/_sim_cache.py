@@ -37,3 +37,35 @@ def lognormal_simulation(seed: int = 1):
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
+
+
+#: nm per model unit of the optical-path tests
+OPTICAL_NM_PER_UNIT = 300.0
+
+
+@cache
+def optical_path_case(n: int = 128):
+    """The full optical path on :func:`lognormal_simulation`: (image, calibration, truth).
+
+    Localisations (5e4 / um^2, 15 nm precision) rendered on ``n`` x ``n`` pixels over the
+    simulation box; the calibration a perfectly informed user would enter (the 1st..99th
+    percentile range of the true phi_h, the true mean phi_e, "mean" level); the true ratio on
+    the rendered grid.
+    """
+    from napari_mollifier.physics.simulate import downsample
+    from napari_mollifier.physics.synthetic import render_synthetic_density
+
+    sim = lognormal_simulation()
+    image = render_synthetic_density(
+        1.0 - sim.phi_w, sim.spacing, nm_per_unit=OPTICAL_NM_PER_UNIT, shape=(n, n),
+        density_per_um2=5e4, precision_nm=15.0, seed=0,
+    )  # fmt: skip
+    factor = N_SIM // n
+    lo, hi = np.percentile(downsample(sim.phi_h, factor), [1, 99])
+    calibration = {
+        "phi_h_low": float(lo),
+        "phi_h_high": float(hi),
+        "phi_e": float(sim.phi_e.mean()),
+        "anchor": "mean",
+    }
+    return image, calibration, downsample(sim.rate_ratio, factor)

@@ -7,7 +7,14 @@ import time
 import numpy as np
 import pytest
 
-from _sim_cache import L_BOX, constant_simulation, lognormal_simulation, pearson
+from _sim_cache import (
+    L_BOX,
+    OPTICAL_NM_PER_UNIT,
+    constant_simulation,
+    lognormal_simulation,
+    optical_path_case,
+    pearson,
+)
 from napari_mollifier.inverse import InferenceConfig, RateMaps, infer_rates
 from napari_mollifier.physics.chromatin import ChromatinFields
 from napari_mollifier.physics.simulate import downsample
@@ -52,29 +59,10 @@ def test_constant_maps_mean_within_two_percent(ratio):
 
 def test_optical_path():
     """Localisations -> rendered density -> from_density -> direct estimator."""
-    from napari_mollifier.physics.synthetic import render_synthetic_density
-
-    sim = lognormal_simulation()
-    image = render_synthetic_density(
-        1.0 - sim.phi_w, sim.spacing, nm_per_unit=300.0, shape=(N_INV, N_INV),
-        density_per_um2=5e4, precision_nm=15.0, seed=0,
-    )  # fmt: skip
-    pixel_nm = L_BOX * 300.0 / N_INV  # the rendered grid covers the simulation box
-    assert image.pixel_size_nm == pytest.approx(pixel_nm)
-    assert image.origin_nm[0] == pytest.approx(-0.5 * sim.spacing * 300.0 + 0.5 * pixel_nm)
+    image, calibration, truth = optical_path_case(N_INV)
     # calibration assumption: the contrast of phi_h (its 1st..99th percentile range) and the
     # euchromatin fraction phi_e are known; the level follows from <phi_w> = 0.5 ("mean" anchor)
-    phi_h_true = downsample(sim.phi_h, 2)
-    lo, hi = np.percentile(phi_h_true, [1, 99])
-    phi_e_mean = float(sim.phi_e.mean())
-    config = InferenceConfig(
-        calibration={
-            "phi_h_low": float(lo),
-            "phi_h_high": float(hi),
-            "phi_e": phi_e_mean,
-            "anchor": "mean",
-        }
-    )
+    config = InferenceConfig(calibration=calibration)
     fields = ChromatinFields.from_density(
         image,
         mask=np.ones((N_INV, N_INV), bool),
@@ -83,11 +71,10 @@ def test_optical_path():
     )
     assert fields.phi_w.mean() == pytest.approx(0.5, abs=1e-6)
     result = infer_rates(fields, config)
-    truth = downsample(sim.rate_ratio, 2)
     v = result.valid_mask
     assert pearson(result.ratio[v], truth[v]) >= 0.8
     assert result.ratio[v].mean() == pytest.approx(truth[v].mean(), rel=0.10)
-    assert result.pixel_size_nm == pytest.approx(pixel_nm)
+    assert result.pixel_size_nm == pytest.approx(L_BOX * OPTICAL_NM_PER_UNIT / N_INV)
     assert result.metadata["calibration"]["phi_h_mean_mask"] > 0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _sim_cache import L_BOX, constant_simulation, lognormal_simulation, pearson
+from _sim_cache import L_BOX, constant_simulation, lognormal_simulation, optical_path_case, pearson
 from napari_mollifier.inverse import InferenceConfig, infer_rates
 from napari_mollifier.physics.chromatin import ChromatinFields
 from napari_mollifier.physics.simulate import downsample
@@ -64,23 +64,8 @@ def test_five_percent_noise_pinn_beats_direct():
 
 def test_optical_path():
     """Localisations -> rendered density -> from_density -> PINN (rate equation only)."""
-    from napari_mollifier.physics.synthetic import render_synthetic_density
-
-    sim = lognormal_simulation()
-    image = render_synthetic_density(
-        1.0 - sim.phi_w, sim.spacing, nm_per_unit=300.0, shape=(N_INV, N_INV),
-        density_per_um2=5e4, precision_nm=15.0, seed=0,
-    )  # fmt: skip
-    lo, hi = np.percentile(downsample(sim.phi_h, 2), [1, 99])
-    config = _pinn(
-        900,
-        calibration={
-            "phi_h_low": float(lo),
-            "phi_h_high": float(hi),
-            "phi_e": float(sim.phi_e.mean()),
-            "anchor": "mean",
-        },
-    )
+    image, calibration, truth = optical_path_case(N_INV)
+    config = _pinn(900, calibration=calibration)
     fields = ChromatinFields.from_density(
         image,
         mask=np.ones((N_INV, N_INV), bool),
@@ -88,7 +73,6 @@ def test_optical_path():
         calibration=config.calibration,
     )
     result = infer_rates(fields, config)
-    truth = downsample(sim.rate_ratio, 2)
     v = result.valid_mask
     assert result.metadata["equations"] == "rate"
     assert pearson(result.ratio[v], truth[v]) >= 0.85
