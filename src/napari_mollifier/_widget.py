@@ -14,6 +14,7 @@ when this module is imported, so napari starts as fast as without the plugin.
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from typing import TYPE_CHECKING
@@ -617,11 +618,13 @@ _SOFTWARE_GL_NAMES = ("llvmpipe", "softpipe", "swiftshader", "software", "gdi ge
                       "basic render")  # fmt: skip
 
 
+@functools.cache
 def software_opengl() -> bool:
     """True when napari draws with a software OpenGL renderer (Mesa llvmpipe and the like).
 
     Typical of virtual machines, remote desktops and Xvfb. Any failure to ask (no GL context,
-    a napari without the helper) counts as "not software".
+    a napari without the helper) counts as "not software". Asked once per process: the
+    renderer does not change while napari runs.
     """
     try:
         from napari._vispy.utils.gl import _opengl_context
