@@ -641,8 +641,8 @@ def _pause_activity_animation(window: QWidget) -> list:
     """Pause the spinning "in progress" GIF of napari's status bar, on software OpenGL only.
 
     Each of its frames re-composites the GL window; with llvmpipe on a 2-core machine that took
-    enough CPU from the training to make a PINN run 1.7x slower (33 s against 20 s, 400 steps
-    on the sample). The progress bar in the activity dock keeps updating. ``window``: the
+    enough CPU from the training to make a PINN run 1.7x slower (39 s against 23 s, 400 steps
+    on the sample, PyQt6). The progress bar in the activity dock keeps updating. ``window``: the
     top-level window the widget is docked in (``QWidget.window()``). Returns the paused
     movies, to resume when the run ends; an empty list where nothing was paused.
     """
