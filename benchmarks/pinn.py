@@ -18,7 +18,8 @@ Sections (all by default; ``--only`` picks some):
   reports coverage on held-out maps (seed 1);
 - ``cost``: time and peak memory per training step, ``pinn`` (mollifier layer) vs
   ``pinn-autodiff`` (nested autograd), same backbone, data and loss, each in a fresh process;
-- ``speed``: the default "Infer rates" PINN run on a 256^2 density (``--speed-size``), or
+- ``speed``: the direct estimator, then the default "Infer rates" PINN run, on a 256^2
+  density (``--speed-size``), or
   that density tiled (``--speed-tiles 4``: 1024^2 at the same pixel size).
 
     python benchmarks/pinn.py                       # everything, ~25 min on a 2-core CPU
@@ -352,6 +353,14 @@ def speed(size: int, tiles: int = 1) -> dict:
     shape = density.data.shape
     fields = ChromatinFields.from_density(density, mask=np.ones(shape, bool))
     cfg = InferenceConfig(method="pinn", device="auto")
+
+    def peak_rss_mb():  # whole process, data preparation included (Linux: ru_maxrss in KiB)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    t0 = time.perf_counter()
+    direct = infer_rates(fields, cfg.replace(method="direct"))
+    direct_seconds = time.perf_counter() - t0
+    direct_rss = peak_rss_mb()
     t0 = time.perf_counter()
     result = infer_rates(fields, cfg)
     seconds = time.perf_counter() - t0
@@ -359,6 +368,9 @@ def speed(size: int, tiles: int = 1) -> dict:
     return {
         "size": shape[0],
         "pixel_size_nm": density.pixel_size_nm,
+        "direct_seconds": direct_seconds,
+        "direct_peak_rss_mb": direct_rss,
+        "direct_valid_fraction": float(direct.valid_mask.mean()),
         "seconds": seconds,
         "steps": cfg.steps,
         "steps_done": (result.diagnostics or {}).get("steps_done"),
@@ -366,8 +378,7 @@ def speed(size: int, tiles: int = 1) -> dict:
         "patch": cfg.patch_size,
         "mollifier_width_px": (width / float(fields.spacing)) if width else None,
         "valid_fraction": float(result.valid_mask.mean()),
-        # whole process, data preparation included (Linux: ru_maxrss in KiB)
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "device": result.metadata["device"],
         "device_reason": result.metadata["device_reason"],
         "timings": result.timings,
@@ -459,7 +470,9 @@ def main(argv=None) -> None:
             f"### Default Infer rates on {s['size']}^2 ({s['pixel_size_nm']:.1f} nm pixels): "
             f"{s['seconds']:.1f} s on {s['device']} ({s['device_reason']}); {s['steps']} steps "
             f"({s['steps_done']} done), {s['ensemble']} members, patch {s['patch']}, mollifier "
-            f"{s['mollifier_width_px']:.1f} px; peak RSS {s['peak_rss_mb']:.0f} MB\n"
+            f"{s['mollifier_width_px']:.1f} px; peak RSS {s['peak_rss_mb']:.0f} MB. Direct "
+            f"estimator on the same image first: {s['direct_seconds']:.1f} s, peak RSS "
+            f"{s['direct_peak_rss_mb']:.0f} MB\n"
         )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
