@@ -40,7 +40,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -50,6 +49,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+from _machine import describe_machine  # noqa: E402
 from _memory import PeakMeter, run_isolated, selfcheck  # noqa: E402
 
 OPERATORS = {1: "gradient", 2: "laplacian", 4: "biharmonic"}
@@ -234,25 +234,6 @@ def memory_job(
     }
 
 
-def machine_name(device: str, threads: int) -> str:
-    import torch
-
-    if device.startswith("cuda"):
-        return f"{torch.cuda.get_device_name(0)}; torch {torch.__version__}"
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{model}, {os.cpu_count()} logical CPUs, torch {torch.__version__} "
-        f"({threads} threads), Python {platform.python_version()}"
-    )
-
-
 def _fmt_mb(mb) -> str:
     return "n/m" if mb is None else f"{mb:.1f}"
 
@@ -309,7 +290,7 @@ def main(argv=None):
     if args.selfcheck:
         sys.exit(0 if selfcheck() else 1)
 
-    machine = machine_name(args.device, args.threads)
+    machine = describe_machine(args.device, args.threads)
     print(f"Machine: {machine}; load average at start {os.getloadavg()}", file=sys.stderr)
     net = {"mlp_width": args.mlp_width, "mlp_depth": args.mlp_depth}
     rows, t_start = [], time.perf_counter()

@@ -15,13 +15,19 @@ kernel, valid output. It prints a markdown table of ms per pass and the ratio di
 from __future__ import annotations
 
 import argparse
-import platform
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from napari_mollifier.mollifier.layer import FFT_MIN_TAPS, _fft_conv_valid
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+from _machine import describe_machine  # noqa: E402
 
 TAPS = (3, 5, 7, 9, 11, 13, 17, 25, 41)
 
@@ -87,12 +93,8 @@ def main(argv=None) -> list[dict]:
                          ratio=t_direct / t_fft, max_rel_diff=error)
                 )  # fmt: skip
 
-    device = args.device
-    if device == "cuda":
-        device = f"cuda ({torch.cuda.get_device_name(0)})"
     print(
-        f"Machine: {platform.machine()} {platform.processor() or ''}, device {device}, "
-        f"{args.threads} torch thread(s), torch {torch.__version__}; "
+        f"Machine: {describe_machine(args.device, args.threads)}; "
         f"current FFT_MIN_TAPS = {FFT_MIN_TAPS}\n"
     )
     print("| dtype | N | taps | conv1d ms | FFT ms | conv1d / FFT | max diff / max |")

@@ -36,7 +36,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import platform
 import queue as queue_module
 import statistics
 import sys
@@ -47,6 +46,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+from _machine import describe_machine  # noqa: E402
 from _memory import (  # noqa: E402
     MALLOC_ENV,
     MMAP_THRESHOLD_BYTES,
@@ -799,17 +799,6 @@ def prepare_simulations(todo: list[dict], threads: int = 1) -> list[dict]:
     return reports
 
 
-def machine_name(device: str, threads: int = 1) -> str:
-    import torch
-
-    if device.startswith("cuda"):
-        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    return (
-        f"{platform.machine()} CPU, {os.cpu_count()} cores, {threads} torch thread(s) per "
-        f"cell, torch {torch.__version__}"
-    )
-
-
 def report(results: dict) -> str:
     cells, scaling = results["cells"], results.get("scaling", [])
     errors = [c for c in cells + scaling if "error" in c]
@@ -899,7 +888,7 @@ def main(argv=None) -> dict:
         "mode": args.mode,
         "preset": MODES[args.mode]["preset"],
         "device": args.device,
-        "machine": machine_name(args.device, args.threads),
+        "machine": describe_machine(args.device, args.threads, note="per cell"),
         "paper": _paper_json(),
         "simulations": simulations,
         "cells": [],

@@ -34,7 +34,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -45,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
+from _machine import describe_machine  # noqa: E402
 from _memory import PeakMeter, run_isolated  # noqa: E402
 
 BOX = 10.0  # model units
@@ -410,23 +410,6 @@ def table(rows: list[dict], keys: list[str] | None = None) -> str:
     return "\n".join(lines)
 
 
-def machine(threads: int) -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {threads} torch thread(s), torch {torch.__version__}"
-        f", load average at start {os.getloadavg()[0]:.1f}"
-    )
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -445,7 +428,11 @@ def main(argv=None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    report = {"machine": machine(args.threads), "quick": args.quick}
+    report = {
+        "machine": describe_machine("cpu", args.threads)
+        + f", load average at start {os.getloadavg()[0]:.1f}",
+        "quick": args.quick,
+    }
     print(f"Machine: {report['machine']}\n")
     if "accuracy" in args.only:
         report["accuracy"] = accuracy(args.quick)
