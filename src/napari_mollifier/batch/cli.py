@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from ..inverse.config import DEVICES, METHODS, InferenceConfig
+from ..inverse.config import BACKBONES, METHODS, RENDER_METHODS, InferenceConfig
 from .runner import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -34,21 +34,24 @@ exit status:
   130  interrupted (Ctrl-C, SIGTERM): finished outputs are complete, the rest are "not run"
 
 examples:
-  python -m napari_mollifier.batch sample_data/ -o results/
-  python -m napari_mollifier.batch data/ -o out/ --pattern "*.csv" --recursive --workers 4
-  python -m napari_mollifier.batch data/ -o out/ --config run.yaml --method pinn --resume
-  python -m napari_mollifier.batch data/ -o out/ --scheduler tcp://head-node:8786
+  napari-mollifier src/napari_mollifier/sample_data/ -o results/
+  napari-mollifier data/ -o out/ --pattern "*.csv" --recursive --workers 4
+  napari-mollifier data/ -o out/ --config run.yaml --method direct --resume
+  napari-mollifier data/ -o out/ --config results/cell.json   # reproduce a result
+  napari-mollifier data/ -o out/ --scheduler tcp://head-node:8786
+("napari-mollifier" is the same program as "python -m napari_mollifier.batch".)
 See docs/batch.md for the config file format.
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m napari_mollifier.batch",
+        prog="napari-mollifier",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="localisation / image files, or folders of them"
     )
@@ -64,15 +67,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help="YAML or JSON inference config (same fields as the widget); "
-        "the flags below override it",
+        help="YAML or JSON inference config (same fields as the widget), or the JSON sidecar "
+        "of any output map (its run config is used); the flags below override it",
     )
     parser.add_argument(
         "--method",
         choices=METHODS,
-        help="estimator: direct (weak form, seconds) or pinn (mollified PINN)",
+        help="estimator: pinn (mollified PINN, the default; minutes) or direct (weak form, "
+        "seconds)",
     )
-    parser.add_argument("--device", choices=DEVICES, help="compute device (default: auto)")
+    parser.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help="compute device: auto (default), cpu, cuda, cuda:N or mps",
+    )
     parser.add_argument(
         "--pixel-size-nm",
         type=float,
@@ -110,19 +118,102 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="random seed (same for every file; default from config: 0)",
     )
+    pinn = parser.add_argument_group("mollified-PINN settings (override the config file)")
+    pinn.add_argument("--steps", type=int, metavar="N", help="optimisation steps per network")
+    pinn.add_argument("--backbone", choices=BACKBONES, help="network architecture")
+    pinn.add_argument(
+        "--ensemble", type=int, metavar="K", help="independently seeded networks (uncertainty)"
+    )
+    pinn.add_argument("--patch-size", type=int, metavar="PX", help="training patch edge, pixels")
+    render = parser.add_argument_group("localisation tables")
+    render.add_argument(
+        "--render-pixel-size-nm",
+        type=float,
+        metavar="NM",
+        help="pixel size of the density image rendered from localisations, nm",
+    )
+    render.add_argument("--render-method", choices=RENDER_METHODS, help="rendering method")
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument(
+        "-v", "--verbose", action="store_true", help="also print tracebacks and debug logging"
+    )
+    talk.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bars or per-file lines; errors and the final summary only",
+    )
     return parser
 
 
+#: Command-line flag (argparse dest) -> config field it sets. The one place to adapt when the
+#: config's layout changes (dotted names address nested sections).
+FLAG_FIELDS = {
+    "method": "method",
+    "device": "device",
+    "pixel_size_nm": "pixel_size_nm",
+    "seed": "seed",
+    "steps": "steps",
+    "backbone": "backbone",
+    "ensemble": "ensemble_size",
+    "patch_size": "patch_size",
+    "render_pixel_size_nm": "render_pixel_size_nm",
+    "render_method": "render_method",
+}
+
+
+def flag_overrides(args: argparse.Namespace) -> dict:
+    """The config changes the flags ask for: ``{field: value}``, unset flags left out.
+
+    Dotted field names (``"pinn.steps"``) become nested dicts, which ``InferenceConfig.replace``
+    merges into the section.
+    """
+    changes: dict = {}
+    for dest, name in FLAG_FIELDS.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        *sections, leaf = name.split(".")
+        target = changes
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[leaf] = value
+    return changes
+
+
+def read_config_file(path) -> InferenceConfig:
+    """A YAML / JSON config, or the JSON sidecar of an output map (its ``config`` section).
+
+    A sidecar is recognised by its top-level ``config`` mapping next to the provenance fields
+    (``versions``, ``timings_s``, ...), so any result can be reproduced from its own file.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: cannot read config ({exc})") from exc
+        if isinstance(data, dict) and isinstance(data.get("config"), dict):
+            try:
+                return InferenceConfig.from_dict(data["config"])
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{path} (section 'config' of an output sidecar): {exc}") from exc
+    return InferenceConfig.from_file(path)
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
 def config_from_args(args: argparse.Namespace) -> InferenceConfig:
-    """Defaults < ``--config`` file < command-line flags."""
-    config = InferenceConfig.from_file(args.config) if args.config else InferenceConfig()
-    overrides = {
-        "method": args.method,
-        "device": args.device,
-        "pixel_size_nm": args.pixel_size_nm,
-        "seed": args.seed,
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
+    """Defaults < ``--config`` file (a config, or an output's JSON sidecar) < command-line flags."""
+    config = read_config_file(args.config) if args.config else InferenceConfig()
+    overrides = flag_overrides(args)
     return config.replace(**overrides) if overrides else config
 
 
@@ -145,6 +236,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    verbosity = 0 if args.quiet else 2 if args.verbose else 1
+    if args.verbose:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     previous = _terminate_as_interrupt()
     try:
         config = config_from_args(args)
@@ -159,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             scheduler=args.scheduler,
             stream=sys.stderr,
+            verbosity=verbosity,
         )
     except KeyboardInterrupt:
         print(
@@ -177,4 +274,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result.exit_status
 
 
-__all__ = ["BatchUsageError", "build_parser", "config_from_args", "main"]
+__all__ = [
+    "FLAG_FIELDS",
+    "BatchUsageError",
+    "build_parser",
+    "config_from_args",
+    "flag_overrides",
+    "main",
+    "read_config_file",
+]

@@ -188,12 +188,15 @@ def run_batch(
     workers: int | None = None,
     scheduler: str | None = None,
     stream: TextIO | None = None,
+    verbosity: int = 1,
 ) -> BatchResult:
     """Process every input into ``out_dir``; see ``python -m napari_mollifier.batch --help``.
 
     ``workers`` starts a local Dask cluster of that many single-threaded worker processes;
     ``scheduler`` connects to an existing Dask scheduler instead; neither runs here, one file
-    after another. Progress goes to ``stream`` (stderr by default).
+    after another. Progress goes to ``stream`` (stderr by default): with ``verbosity`` 0 only
+    errors, 1 also progress bars and one line per finished file, 2 also the tracebacks of
+    failures.
 
     Raises
     ------
@@ -217,9 +220,10 @@ def run_batch(
         raise BatchUsageError(f"output {str(out_dir)!r} exists and is not a folder")
 
     jobs, ignored = discover_inputs(inputs, pattern, recursive, exclude=[out_dir])
+    chatty = stream if verbosity >= 1 else _stdio.StringIO()
     if ignored:
         shown = ", ".join(p.name for p in ignored[:5]) + (" ..." if len(ignored) > 5 else "")
-        _say(stream, f"ignoring {len(ignored)} file(s) of unsupported type: {shown}")
+        _say(chatty, f"ignoring {len(ignored)} file(s) of unsupported type: {shown}")
     if not jobs:
         where = ", ".join(str(p) for p in inputs)
         raise BatchUsageError(
@@ -272,7 +276,7 @@ def run_batch(
         else f"on the Dask scheduler {scheduler}"
     )
     _say(
-        stream,
+        chatty,
         f"{total} input(s), {n_resumed} already complete, {len(todo)} to run {mode}; "
         f"method {config.method}, output {out_dir}",
     )
@@ -280,16 +284,20 @@ def run_batch(
     def finished(index: int, report: FileReport) -> None:
         reports[index] = report
         n_done[0] += 1
-        _say(stream, _file_line(n_done[0], total, report))
-        if report.traceback:
+        failed = report.status == STATUS_ERROR
+        _say(stream if failed else chatty, _file_line(n_done[0], total, report))
+        if report.traceback and verbosity >= 2:
             _say(stream, report.traceback.rstrip())
+        elif report.traceback:
+            _say(stream, "  (unexpected error: run with --verbose for its traceback)")
         write_summary(summary_path, jobs, reports)
 
     try:
         if workers is None and scheduler is None:
-            _run_sequential(jobs, todo, out_dir, config, finished, stream)
+            progress = stream if verbosity >= 1 else None
+            _run_sequential(jobs, todo, out_dir, config, finished, progress)
         else:
-            _run_dask(jobs, todo, out_dir, config, finished, stream, workers, scheduler)
+            _run_dask(jobs, todo, out_dir, config, finished, chatty, workers, scheduler)
     except KeyboardInterrupt:
         write_summary(summary_path, jobs, reports)
         raise
@@ -326,11 +334,15 @@ def _config_yaml(config: InferenceConfig) -> str:
 
 
 def _run_sequential(jobs, todo, out_dir, config, finished, stream) -> None:
+    """One file after another; progress bars on ``stream`` (None: no bars)."""
     for index in todo:
         job = jobs[index]
-        printer = ProgressPrinter(job.path.name, stream)
-        report = process_file(job.path, out_dir, config, job.stem, on_progress=printer)
-        printer.close()
+        printer = ProgressPrinter(job.path.name, stream) if stream is not None else None
+        try:
+            report = process_file(job.path, out_dir, config, job.stem, on_progress=printer)
+        finally:
+            if printer is not None:
+                printer.close()
         finished(index, report)
 
 
@@ -496,52 +508,77 @@ def _say(stream: TextIO, text: str) -> None:
 
 
 class ProgressPrinter:
-    """Prints :class:`ProgressEvent` s of one inference on ``stream``.
+    """Shows the :class:`ProgressEvent` s of one inference as a tqdm bar on ``stream``.
 
-    On a terminal: one bar redrawn in place (at most every ``interval_s``); otherwise (logs,
-    pipes) a line at every 10 % of the step budget. One-shot methods ("direct") print nothing.
+    On a terminal the bar is redrawn in place (at most every ``interval_s``); on other streams
+    (logs, pipes) each redraw is its own line, at every 10 % of the step budget. One-shot methods
+    ("direct") show nothing.
     """
 
-    def __init__(self, label: str, stream: TextIO, interval_s: float = 0.5, width: int = 24):
+    def __init__(self, label: str, stream: TextIO, interval_s: float = 0.5):
         self.label = label
         self.stream = stream
         self.interval_s = interval_s
-        self.width = width
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self._last_time = -math.inf
-        self._last_decile = -1
-        self._drawn = False
+        self._bar = None
 
     def __call__(self, event) -> None:
         total = max(int(event.total), 1)
         if total <= 1:
             return
-        fraction = min(max(event.step / total, 0.0), 1.0)
+        if self._bar is None:
+            self._bar = self._open(total)
+        step = min(max(int(event.step), 0), total)
         losses = " ".join(f"{k} {v:.3g}" for k, v in list(event.losses.items())[:3])
-        text = f"  {self.label}: step {event.step}/{total} {losses} {event.elapsed_s:.1f} s"
-        if event.message:
-            text += f" ({event.message})"
+        postfix = " ".join(p for p in (losses, f"({event.message})" if event.message else "") if p)
+        self._bar.set_postfix_str(postfix, refresh=False)
+        self._bar.update(step - self._bar.n)
+
+    def _open(self, total: int):
+        from tqdm import tqdm
+
         if self.tty:
-            now = time.monotonic()
-            if now - self._last_time < self.interval_s and event.result is None:
-                return
-            self._last_time = now
-            filled = int(round(fraction * self.width))
-            bar = "#" * filled + "." * (self.width - filled)
-            columns = shutil.get_terminal_size((100, 20)).columns
-            self.stream.write(("\r" + f"[{bar}] {fraction:4.0%}" + text)[: columns - 1] + "\x1b[K")
-            self.stream.flush()
-            self._drawn = True
-        else:
-            decile = int(fraction * 10)
-            if decile > self._last_decile:
-                self._last_decile = decile
-                _say(self.stream, f"{fraction:4.0%}{text}")
+            return tqdm(
+                total=total,
+                desc=f"  {self.label}",
+                file=self.stream,
+                unit="step",
+                mininterval=self.interval_s,
+                dynamic_ncols=True,
+                leave=False,
+            )
+        return tqdm(
+            total=total,
+            desc=f"  {self.label}",
+            file=_LineStream(self.stream),
+            unit="step",
+            mininterval=0.0,
+            miniters=max(total // 10, 1),
+            bar_format="{percentage:3.0f}%{desc}: step {n}/{total}{postfix} {elapsed}",
+            leave=True,
+        )
 
     def close(self) -> None:
-        if self.tty and self._drawn:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class _LineStream:
+    """A file for tqdm that turns each in-place redraw into one line (for logs and pipes)."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self._last = ""
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").rstrip()
+        if line and line != self._last:  # tqdm redraws the final state on close
+            self.stream.write(line + "\n")
+            self._last = line
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def summary_table(result: BatchResult, stream: TextIO) -> None:
