@@ -56,8 +56,9 @@ def required_files(root: Path = ROOT) -> list[str]:
     manifest = yaml.safe_load((src / "napari.yaml").read_text())
     needed.add(f"{PACKAGE}/napari.yaml")
     for command in manifest["contributions"]["commands"]:
-        module = command["python_name"].split(":")[0]
-        needed.add(module.replace(".", "/") + ".py")
+        module = command["python_name"].split(":")[0].replace(".", "/")
+        package = f"{module}/__init__.py"
+        needed.add(package if (src.parent / package).is_file() else f"{module}.py")
     sys.path.insert(0, str(root / "src"))
     try:
         from napari_mollifier._sample_data import PACKAGED_FILES

@@ -68,12 +68,9 @@ def main(repo: Path) -> None:
 
 def run_short_pinn(widget, density, app) -> None:
     """Select the sample, a short PINN run (few steps, one network), wait for the layers."""
-    widget.layer_combo.setCurrentText(density.name)
-    widget.method.setCurrentText("pinn")
-    widget.steps.setValue(30)
-    widget.ensemble.setValue(1)
-    widget.patch_size.setValue(32)
-    widget.start()
+    widget.set_config(widget.config().replace(steps=30, ensemble_size=1, patch_size=32))
+    widget.select_layer(density)
+    widget.run_button.native.click()  # "Infer rates": the PINN
     check(widget.is_running, f"the run did not start: {widget.last_error}")
     deadline = time.monotonic() + TIMEOUT_S
     while widget.is_running and time.monotonic() < deadline:

@@ -2,10 +2,10 @@
 
     xvfb-run -a python docs/make_screenshots.py
 
-Opens the sample nucleus, docks the "Infer rates" widget, runs the direct estimator and saves
-docs/images/widget.png (the whole window) and docs/images/ratio_over_density.png (the canvas),
-then runs the PINN (default settings, about 1.5 minutes on a 2-core CPU) and saves
-docs/images/pinn_widget.png, pinn_ratio_over_density.png and pinn_uncertainty.png.
+Opens the sample nucleus, docks the "Infer rates" widget, clicks Preview (the direct estimator)
+and saves docs/images/widget.png (the whole window) and docs/images/ratio_over_density.png (the
+canvas), then clicks Infer rates (the PINN, default settings, about 1.5 minutes on a 2-core CPU)
+and saves docs/images/pinn_widget.png, pinn_ratio_over_density.png and pinn_uncertainty.png.
 """
 
 import time
@@ -24,7 +24,7 @@ def main() -> None:
     viewer.open_sample("napari-mollifier", "nucleus")
     _, widget = viewer.window.add_plugin_dock_widget("napari-mollifier", "Infer rates")
     app = QApplication.instance()
-    _run(widget, app)
+    _run(widget.preview_button, widget, app)
     _show(viewer, ("density", "density ratio"))
     # napari >= 0.9 moved the scale bar to the canvas overlays
     canvas = getattr(viewer, "canvas", None)
@@ -35,8 +35,7 @@ def main() -> None:
     viewer.screenshot(str(OUT / "widget.png"), canvas_only=False)
     viewer.screenshot(str(OUT / "ratio_over_density.png"), canvas_only=True)
 
-    widget.method.setCurrentText("pinn")
-    _run(widget, app)
+    _run(widget.run_button, widget, app)
     _show(viewer, ("density", "density ratio"))
     _close_toasts(viewer)
     app.processEvents()
@@ -61,8 +60,8 @@ def main() -> None:
         _shrink(OUT / name)
 
 
-def _run(widget, app) -> None:
-    widget.run_button.click()
+def _run(button, widget, app) -> None:
+    button.native.click()
     while widget.is_running:
         app.processEvents()
         time.sleep(0.02)  # a bare spin would take a core from the worker on a 2-core machine

@@ -28,7 +28,10 @@ def test_required_files_cover_manifest_and_sample(tmp_path):
     check = _wheel_check()
     needed = check.required_files()
     assert "napari_mollifier/napari.yaml" in needed
-    assert "napari_mollifier/_widget.py" in needed and "napari_mollifier/_reader.py" in needed
+    assert "napari_mollifier/_widgets/__init__.py" in needed  # the manifest's widget package
+    assert (
+        "napari_mollifier/_widgets/infer.py" in needed and "napari_mollifier/_reader.py" in needed
+    )
     assert "napari_mollifier/sample_data/nucleus_density.tif" in needed
     assert "napari_mollifier/sample_data/ground_truth/nucleus_true_ratio.tif" in needed
     full = _fake_wheel(tmp_path / "full.whl", needed)

@@ -34,7 +34,7 @@ RENDER_METHOD = "gaussian"
 #: At most this many localisations are shown as points (a whole nucleus has millions).
 MAX_POINTS = 20_000
 
-#: Colormaps for channels of rate-map files written by this plugin (see ``_widget.MAP_STYLE``).
+#: Colormaps of the channels of rate-map files of this plugin (``_widgets.layers.MAP_STYLE``).
 _CHANNEL_STYLE = {
     "ratio": "turbo",
     "phi_h": "viridis",
@@ -212,11 +212,24 @@ def density_layer_data(density, name: str, extra_metadata: dict | None = None) -
     return (data, kwargs, "image")
 
 
+#: Part of the io error for a table in camera pixels without a pixel size.
+CAMERA_PIXELS_MARKER = "in camera pixels but the file gives no pixel size"
+
+
 def localisation_layer_data(path: str | os.PathLike) -> list[LayerData]:
-    """A localisation table -> [rendered density image, hidden subsampled points]."""
+    """A localisation table -> [rendered density image, hidden subsampled points].
+
+    A table in camera pixels without a pixel size opens as points in camera pixels only (no
+    density yet): the widget asks for the camera pixel size and renders it.
+    """
     from . import io as mio
 
-    locs = mio.read_localisations(path)
+    try:
+        locs = mio.read_localisations(path)
+    except mio.FormatError as exc:
+        if CAMERA_PIXELS_MARKER not in str(exc):
+            raise
+        return [_camera_pixel_points(path)]
     n_locs = len(locs.table)
     if n_locs == 0:
         raise mio.FormatError(f"{path}: the file holds no localisations; nothing to render")
@@ -227,9 +240,28 @@ def localisation_layer_data(path: str | os.PathLike) -> list[LayerData]:
         "render_pixel_size_nm": RENDER_PIXEL_SIZE_NM,
         "render_method": RENDER_METHOD,
         "localisation_metadata": _plain(getattr(locs, "metadata", {}) or {}),
+        "localisation_file": str(path),
     }
     image = density_layer_data(density, name=f"{name} density", extra_metadata=extra)
-    return [image, points_layer_data(locs.table, name=f"{name} localisations")]
+    points = points_layer_data(locs.table, name=f"{name} localisations")
+    points[1]["metadata"]["source_file"] = str(path)
+    return [image, points]
+
+
+def _camera_pixel_points(path) -> LayerData:
+    from napari.utils.notifications import show_warning
+
+    from . import io as mio
+
+    locs = mio.read_localisations(path, pixel_size_nm=1.0)  # coordinates in camera pixels
+    data, kwargs, kind = points_layer_data(locs.table, name=f"{_stem(path)} localisations")
+    kwargs.update(size=0.5, visible=True, units=("pixel", "pixel"))
+    kwargs["metadata"].update(source_file=str(path), camera_pixels=True)
+    show_warning(
+        f"napari-mollifier: {Path(path).name} is in camera pixels and gives no pixel size; "
+        "enter it (Pixel size (nm)) in the Infer rates widget, which then renders the density."
+    )
+    return (data, kwargs, kind)
 
 
 def points_layer_data(table, name: str, max_points: int = MAX_POINTS, seed: int = 0) -> LayerData:

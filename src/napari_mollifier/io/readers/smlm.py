@@ -151,9 +151,7 @@ def read_smlm(path, pixel_size_nm=None):
             f"lists; found headers {headers} and dtype {dtypes}"
         )
     n_columns = fmt.get("columns")
-    if isinstance(n_columns, (int, str)) and _int_field(n_columns, "columns", path) != len(
-        headers
-    ):
+    if isinstance(n_columns, (int, str)) and _int_field(n_columns, "columns", path) != len(headers):
         raise FormatError(
             f"{path_name(path)}: .smlm manifest says 'columns': {n_columns} but lists "
             f"{len(headers)} headers"
