@@ -58,3 +58,14 @@ def test_package_data_globs_cover_the_sample_files():
         assert (PACKAGED / name).is_file(), name
         assert any(fnmatch.fnmatch(f"sample_data/{name}", g) for g in globs), name
     assert "napari.yaml" in globs
+
+
+def test_batch_docs_show_the_defaults():
+    """docs/batch.md's "all fields with their defaults" block is the code's default config."""
+    import yaml
+
+    from napari_mollifier.inverse.config import InferenceConfig
+
+    text = (ROOT / "docs" / "batch.md").read_text()
+    block = text.split("## Config file format", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(block) == InferenceConfig().to_dict()

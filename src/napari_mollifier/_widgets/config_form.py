@@ -69,8 +69,10 @@ def field_docs(cls) -> dict[str, str]:
 
 
 def _label(name: str) -> str:
-    label = name.replace("_nm", " (nm)").replace("_", " ")
-    return label[:1].upper() + label[1:]
+    """``render_pixel_size_nm`` -> "Render pixel size (nm)"; units and symbols stay lower case."""
+    words = name.removesuffix("_nm").split("_")
+    label = " ".join(words) + (" (nm)" if name.endswith("_nm") else "")
+    return label if words[0] in ("nm", "phi", "l") else label[:1].upper() + label[1:]
 
 
 def _unwrap_optional(annotation) -> tuple[object, bool]:
@@ -91,7 +93,9 @@ class ConfigForm(widgets.Container):
     """
 
     def __init__(self, value, exclude: tuple[str, ...] = (), prefix: str = "", **kwargs):
-        kwargs.setdefault("labels", True)
+        # one label column per run of plain fields; a section gets a header row instead of a
+        # label column of its own, so nesting does not widen the dock
+        kwargs.setdefault("labels", False)
         super().__init__(**kwargs)
         if not CHOICES:
             CHOICES.update(_choices_table())
@@ -103,6 +107,7 @@ class ConfigForm(widgets.Container):
         self._optional: set[str] = set()
         hints = typing.get_type_hints(self._cls)
         docs = field_docs(self._cls)
+        run = None
         for f in dataclasses.fields(self._cls):
             path = f"{prefix}{f.name}"
             if path in exclude:
@@ -110,14 +115,21 @@ class ConfigForm(widgets.Container):
             current = getattr(value, f.name)
             annotation, optional = _unwrap_optional(hints[f.name])
             if dataclasses.is_dataclass(annotation):
-                sub = ConfigForm(current, exclude, prefix=f"{path}.", label=_label(f.name))
+                self.append(widgets.Label(value=f"<b>{_label(f.name)}</b>"))
+                sub = ConfigForm(current, exclude, prefix=f"{path}.")
                 sub.native.setObjectName(path)
                 self._fields[f.name] = sub
                 self.append(sub)
+                run = None
                 continue
+            if run is None:
+                run = widgets.Container(labels=True)
+                run.margins = (0, 0, 0, 0)
+                self.append(run)
             widget = self._make(f, path, annotation, optional, current, docs.get(f.name, ""))
             self._fields[f.name] = widget
-            self.append(widget)
+            run.append(widget)
+        self.margins = (0, 0, 0, 0)
 
     # --- widgets per type ---------------------------------------------------------------
     def _make(self, f, path, annotation, optional, current, doc):

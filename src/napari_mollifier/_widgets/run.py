@@ -15,8 +15,9 @@ import time
 import numpy as np
 
 #: Columns of the per-nucleus table. ``ratio_uncertainty`` is the median over the nucleus of the
-#: per-pixel uncertainty map (ensemble spread of the PINN; NaN for the direct estimator, which
-#: gives none); ``ratio_iqr`` the interquartile range of the ratio inside the nucleus.
+#: per-pixel uncertainty map (PINN: calibrated ensemble spread; direct: the spread over
+#: neighbouring mollifier widths, not calibrated; NaN when the method gives no map);
+#: ``ratio_iqr`` the interquartile range of the ratio inside the nucleus.
 NUCLEUS_COLUMNS = (
     "label",
     "area_px",
