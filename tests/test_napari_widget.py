@@ -279,6 +279,9 @@ def test_config_round_trip_through_the_widget(make_napari_viewer, tmp_path):
     assert widget.form.widget_for("backbone").value == "pinnsformer"
     assert widget.config() == original
     widget.form.widget_for("steps").value = 500
+    widget.set_config(widget.config().replace(steps=10**8))  # beyond the box's range: widened
+    assert widget.config().steps == 10**8
+    widget.form.widget_for("steps").value = 500
     widget.save_config(tmp_path / "again.yaml")
     assert InferenceConfig.from_file(tmp_path / "again.yaml") == original.replace(steps=500)
 
@@ -389,3 +392,5 @@ def test_every_value_fits_its_box_when_docked(make_napari_viewer, qtbot):
         if box.isVisible() and edit.width() < needed:
             clipped.append((box.objectName() or box.text(), edit.width(), needed))
     assert not clipped, clipped
+    # and the whole form fits napari's dock next to a 1280-pixel-wide window's canvas
+    assert widget.native.minimumSizeHint().width() <= 420, widget.native.minimumSizeHint()

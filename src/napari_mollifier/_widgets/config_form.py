@@ -22,9 +22,12 @@ from magicgui import widgets
 
 #: Labels of the spin boxes of ``float | None`` fields at their lowest value (None).
 AUTO_TEXT = "auto"
-#: Spin-box bounds for fields without metadata bounds.
-_INT_MAX = 2**31 - 1
-_FLOAT_MAX = 1e9
+#: Spin-box upper bounds for fields without metadata bounds: this many times the default, at
+#: least the floor. A spin box is as wide as its longest value, so 1e9 everywhere would make the
+#: form wider than napari's dock.
+_MAX_OVER_DEFAULT = 1000
+_INT_MAX_FLOOR = 1_000_000
+_FLOAT_MAX_FLOOR = 1000.0
 
 
 def _choices_table() -> dict[str, tuple]:
@@ -149,10 +152,9 @@ class ConfigForm(widgets.Container):
         elif annotation is bool:
             widget = widgets.CheckBox(value=bool(current), **options)
         elif annotation is int:
-            low = meta.get("min", 0 if (current or 0) >= 0 else -_INT_MAX)
-            widget = widgets.SpinBox(
-                value=int(current), min=low, max=meta.get("max", _INT_MAX), **options
-            )
+            high = meta.get("max", max(_INT_MAX_FLOOR, _MAX_OVER_DEFAULT * abs(int(current))))
+            low = meta.get("min", 0 if (current or 0) >= 0 else -high)
+            widget = widgets.SpinBox(value=int(current), min=low, max=high, **options)
         elif annotation is float:
             widget = self._float_box(current, optional, meta, options)
             if optional:
@@ -168,11 +170,12 @@ class ConfigForm(widgets.Container):
     def _float_box(current, optional, meta, options):
         reference = abs(current) if isinstance(current, (int, float)) and current else 1.0
         step = meta.get("step", 10 ** math.floor(math.log10(reference)) / 10)
-        low = meta.get("min", 0.0 if optional or (current or 0) >= 0 else -_FLOAT_MAX)
+        high = meta.get("max", max(_FLOAT_MAX_FLOOR, _MAX_OVER_DEFAULT * reference))
+        low = meta.get("min", 0.0 if optional or (current or 0) >= 0 else -high)
         box = widgets.FloatSpinBox(
             value=low if current is None else float(current),
             min=low,
-            max=meta.get("max", _FLOAT_MAX),
+            max=high,
             step=step,
             **options,
         )
@@ -211,10 +214,12 @@ class ConfigForm(widgets.Container):
                     widget.set_choice(str(current), current)
                 widget.value = current
             elif name in self._optional:
+                _fit_range(widget, current)
                 widget.value = widget.min if current is None else float(current)
             elif isinstance(widget, widgets.LineEdit):
                 widget.value = "" if current is None else str(current)
             else:
+                _fit_range(widget, current)
                 widget.value = current
 
     def widget_for(self, path: str) -> widgets.Widget:
@@ -232,3 +237,13 @@ class ConfigForm(widgets.Container):
             else:
                 out.append(name)
         return out
+
+
+def _fit_range(widget, value) -> None:
+    """Widen a spin box's range to hold ``value`` (a loaded config is shown, never clipped)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not hasattr(widget, "max"):
+        return
+    if value > widget.max:
+        widget.max = value * 10
+    if value < widget.min:
+        widget.min = value * 10 if value < 0 else value
