@@ -509,7 +509,7 @@ def test_version_and_pinn_flags_reach_the_config(capsys):
         3,
     )
     default = config_from_args(build_parser().parse_args(["x", "-o", "y"]))
-    assert default == InferenceConfig()
+    assert default == InferenceConfig(method="pinn")  # the PINN is the default, as in the widget
 
 
 def test_sidecar_is_accepted_by_config(input_dir, tmp_path):

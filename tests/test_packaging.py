@@ -64,8 +64,8 @@ def test_batch_docs_show_the_defaults():
     """docs/batch.md's "all fields with their defaults" block is the code's default config."""
     import yaml
 
-    from napari_mollifier.inverse.config import InferenceConfig
+    from napari_mollifier.batch.cli import default_config
 
     text = (ROOT / "docs" / "batch.md").read_text()
     block = text.split("## Config file format", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
-    assert yaml.safe_load(block) == InferenceConfig().to_dict()
+    assert yaml.safe_load(block) == default_config().to_dict()

@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--device",
         metavar="DEVICE",
-        help="compute device: auto (default), cpu, cuda, cuda:N or mps",
+        help="compute device: auto (default), cpu, cuda or mps",
     )
     parser.add_argument(
         "--pixel-size-nm",
@@ -181,27 +181,48 @@ def flag_overrides(args: argparse.Namespace) -> dict:
     return changes
 
 
+#: The method of a run that names none: the mollified PINN, the product's main job (the widget's
+#: "Infer rates" runs it too; ``--method direct`` is the seconds-fast preview).
+DEFAULT_METHOD = "pinn"
+
+
+def default_config() -> InferenceConfig:
+    """The configuration of a run without ``--config``: every default, method PINN."""
+    return InferenceConfig(method=DEFAULT_METHOD)
+
+
 def read_config_file(path) -> InferenceConfig:
     """A YAML / JSON config, or the JSON sidecar of an output map (its ``config`` section).
 
     A sidecar is recognised by its top-level ``config`` mapping next to the provenance fields
     (``versions``, ``timings_s``, ...), so any result can be reproduced from its own file.
+    Fields the file leaves out keep the defaults of :func:`default_config`.
     """
     import json
     from pathlib import Path
 
     path = Path(path)
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{path}: cannot read config ({exc})") from exc
-        if isinstance(data, dict) and isinstance(data.get("config"), dict):
-            try:
-                return InferenceConfig.from_dict(data["config"])
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"{path} (section 'config' of an output sidecar): {exc}") from exc
-    return InferenceConfig.from_file(path)
+    try:
+        text = path.read_text()
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            data = json.loads(text)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read config ({exc})") from exc
+    where = str(path)
+    if isinstance(data, dict) and isinstance(data.get("config"), dict):
+        data, where = data["config"], f"{path} (section 'config' of an output sidecar)"
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{path}: expected a mapping of config fields, found {type(data).__name__}"
+        )
+    try:
+        return InferenceConfig.from_dict({"method": DEFAULT_METHOD, **data})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}") from exc
 
 
 def _version() -> str:
@@ -212,7 +233,7 @@ def _version() -> str:
 
 def config_from_args(args: argparse.Namespace) -> InferenceConfig:
     """Defaults < ``--config`` file (a config, or an output's JSON sidecar) < command-line flags."""
-    config = read_config_file(args.config) if args.config else InferenceConfig()
+    config = read_config_file(args.config) if args.config else default_config()
     overrides = flag_overrides(args)
     return config.replace(**overrides) if overrides else config
 
@@ -277,8 +298,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 __all__ = [
     "FLAG_FIELDS",
     "BatchUsageError",
+    "DEFAULT_METHOD",
     "build_parser",
     "config_from_args",
+    "default_config",
     "flag_overrides",
     "main",
     "read_config_file",

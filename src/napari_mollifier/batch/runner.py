@@ -192,6 +192,7 @@ def run_batch(
 ) -> BatchResult:
     """Process every input into ``out_dir``; see ``python -m napari_mollifier.batch --help``.
 
+    ``config`` None runs the CLI's default (the mollified PINN).
     ``workers`` starts a local Dask cluster of that many single-threaded worker processes;
     ``scheduler`` connects to an existing Dask scheduler instead; neither runs here, one file
     after another. Progress goes to ``stream`` (stderr by default): with ``verbosity`` 0 only
@@ -207,7 +208,10 @@ def run_batch(
         Re-raised after the summary (with "not run" rows) is written; see ``main``.
     """
     stream = sys.stderr if stream is None else stream
-    config = config or InferenceConfig()
+    if config is None:
+        from .cli import default_config
+
+        config = default_config()
     if resume and overwrite:
         raise BatchUsageError("--resume and --overwrite exclude each other")
     if workers is not None and scheduler is not None:
