@@ -44,7 +44,7 @@ class InferRatesWidget(widgets.Container):
     """The dock widget (npe2 command ``napari-mollifier.make_infer_widget``)."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
-        super().__init__(scrollable=True, labels=False)
+        super().__init__(labels=False)
         from ..inverse.config import InferenceConfig
 
         self.viewer = napari_viewer
@@ -99,7 +99,6 @@ class InferRatesWidget(widgets.Container):
                 widgets.Container(widgets=[self.input, self.mask, self.plane]),
                 self.hint,
                 self.render_button,
-                self.form,
                 self.device_info,
                 widgets.Container(
                     widgets=[self.run_button, self.preview_button, self.stop_button],
@@ -116,6 +115,7 @@ class InferRatesWidget(widgets.Container):
                 ),
             ]
         )
+        _scroll_form(self)
         self.run_button.changed.connect(lambda: self.start("pinn"))
         self.preview_button.changed.connect(lambda: self.start("direct"))
         self.stop_button.changed.connect(self.stop)
@@ -459,6 +459,34 @@ def _mask_array(layer, shape) -> object:
             f"found {data.shape}"
         )
     return data.astype(np.int64, copy=True)
+
+
+#: Least height (pixels) of the scrolled form: the rest of the widget stays in view below it.
+FORM_MIN_HEIGHT_PX = 220
+
+
+def _scroll_form(widget: InferRatesWidget) -> None:
+    """Put the generated form in a vertical scroll area above the device line.
+
+    The form has a row per config field (over 30): unscrolled it made napari's main window
+    taller than a laptop screen. napari docks ``widget.native``, so magicgui's own
+    ``scrollable`` (a scroll area around ``native``) does not apply there.
+    """
+    from qtpy.QtCore import Qt
+    from qtpy.QtWidgets import QFrame, QScrollArea
+
+    scroll = QScrollArea()
+    scroll.setObjectName("config form")
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setWidget(widget.form.native)
+    bar = scroll.verticalScrollBar().sizeHint().width()
+    scroll.setMinimumWidth(widget.form.native.minimumSizeHint().width() + bar)
+    scroll.setMinimumHeight(FORM_MIN_HEIGHT_PX)
+    layout = widget.native.layout()
+    layout.insertWidget(layout.indexOf(widget.device_info.native), scroll, 1)
+    widget._form_scroll = scroll
 
 
 def _stop_on_close(widget: InferRatesWidget) -> None:
