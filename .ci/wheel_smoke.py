@@ -68,7 +68,8 @@ def main(repo: Path) -> None:
 
 def run_short_pinn(widget, density, app) -> None:
     """Select the sample, a short PINN run (few steps, one network), wait for the layers."""
-    widget.set_config(widget.config().replace(steps=30, ensemble_size=1, patch_size=32))
+    pinn = {"steps": 30, "ensemble_size": 1, "patch_size": 32}
+    widget.set_config(widget.config().replace(pinn=pinn))
     widget.select_layer(density)
     widget.run_button.native.click()  # "Infer rates": the PINN
     check(widget.is_running, f"the run did not start: {widget.last_error}")

@@ -63,11 +63,8 @@ def main() -> None:
     viewer = napari.Viewer(show=True)
     viewer.open_sample("napari-mollifier", "nucleus")
     _, widget = viewer.window.add_plugin_dock_widget("napari-mollifier", "Infer rates")
-    widget.set_config(
-        widget.config().replace(
-            steps=args.steps, ensemble_size=1, patch_size=32, device="cpu", mollifier_width=1.3
-        )
-    )
+    pinn = {"steps": args.steps, "ensemble_size": 1, "patch_size": 32}
+    widget.set_config(widget.config().replace(pinn=pinn, device="cpu", mollifier_width=1.3))
     app = QApplication.instance()
     print(f"OpenGL renderer: {_renderer()}")
     times = {True: [], False: []}

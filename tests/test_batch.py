@@ -159,7 +159,7 @@ def test_folder_with_corrupt_file(input_dir, tmp_path, capsys):
 
     # the CSV went through rendering at render_pixel_size_nm: its map has that pixel size
     meta_b = json.loads((out_dir / "cell_b.json").read_text())
-    assert meta_b["pixel_size_nm"] == pytest.approx(InferenceConfig().render_pixel_size_nm)
+    assert meta_b["pixel_size_nm"] == pytest.approx(InferenceConfig().render.pixel_size_nm)
     meta_a = json.loads((out_dir / "cell_a.json").read_text())
     assert meta_a["pixel_size_nm"] == pytest.approx(PIXEL_NM)
 
@@ -343,7 +343,7 @@ def test_discovery_names_and_exclusions(tmp_path):
 def test_config_file_and_flags(tmp_path, input_dir):
     config_path = tmp_path / "run.yaml"
     InferenceConfig(
-        seed=3, calibration={"phi_h_high": 0.6}, render_pixel_size_nm=30.0, mollifier_width=0.9
+        seed=3, calibration={"phi_h_high": 0.6}, render={"pixel_size_nm": 30.0}, mollifier_width=0.9
     ).save(config_path)
     out_dir = tmp_path / "out"
     status = main(
@@ -362,7 +362,7 @@ def test_config_file_and_flags(tmp_path, input_dir):
     assert status == EXIT_OK
     effective = InferenceConfig.from_file(out_dir / CONFIG_NAME)
     assert effective.seed == 9  # the flag wins
-    assert effective.calibration.phi_h_high == 0.6 and effective.render_pixel_size_nm == 30.0
+    assert effective.calibration.phi_h_high == 0.6 and effective.render.pixel_size_nm == 30.0
     meta = json.loads((out_dir / "cell_b.json").read_text())
     assert InferenceConfig.from_dict(meta["config"]) == effective
     assert meta["pixel_size_nm"] == pytest.approx(30.0)
@@ -464,9 +464,8 @@ def test_sigterm_during_pinn_training_leaves_no_partial_output(input_dir, tmp_pa
         str(PIXEL_NM),
     ]
     config = tmp_path / "long.yaml"
-    InferenceConfig(steps=1_000_000, ensemble_size=1, patch_size=32, mollifier_width=WIDTH).save(
-        config
-    )
+    pinn = {"steps": 1_000_000, "ensemble_size": 1, "patch_size": 32}
+    InferenceConfig(pinn=pinn, mollifier_width=WIDTH).save(config)
     cmd += ["--config", str(config)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -497,16 +496,15 @@ def test_version_and_pinn_flags_reach_the_config(capsys):
         "--render-pixel-size-nm 15 --render-method histogram --seed 3".split()
     )
     config = config_from_args(args)
-    assert (config.steps, config.backbone, config.ensemble_size, config.patch_size) == (
-        7,
-        "pinn",
-        2,
-        24,
-    )
-    assert (config.render_pixel_size_nm, config.render_method, config.seed) == (
+    pinn = config.pinn
+    assert (pinn.steps, pinn.backbone, pinn.ensemble_size, pinn.patch_size) == (7, "pinn", 2, 24)
+    assert (config.render.pixel_size_nm, config.render.method, config.seed) == (
         15.0,
         "histogram",
         3,
+    )
+    assert config_from_args(build_parser().parse_args("x -o y --device cuda:1".split())).device == (
+        "cuda:1"
     )
     default = config_from_args(build_parser().parse_args(["x", "-o", "y"]))
     assert default == InferenceConfig(method="pinn")  # the PINN is the default, as in the widget
@@ -517,7 +515,7 @@ def test_sidecar_is_accepted_by_config(input_dir, tmp_path):
     from napari_mollifier.batch import build_parser, config_from_args
 
     config = InferenceConfig(
-        method="direct", mollifier_width=WIDTH, seed=5, render_method="histogram"
+        method="direct", mollifier_width=WIDTH, seed=5, render={"method": "histogram"}
     )
     config = config.replace(pixel_size_nm=PIXEL_NM)
     report = process_file(input_dir / "cell_a.tif", tmp_path / "out", config, "cell_a")

@@ -33,17 +33,11 @@ def _wait(qtbot, widget):
     qtbot.waitUntil(lambda: not widget.is_running, timeout=TIMEOUT_MS)
 
 
-def _fast(widget, **changes):
+def _fast(widget, pinn=None, **changes):
     """A short PINN / a fixed-width direct run on the CPU."""
-    base = dict(
-        backbone="pinn",
-        steps=20,
-        ensemble_size=1,
-        patch_size=32,
-        device="cpu",
-        mollifier_width=FIXED_WIDTH,
-    )
-    widget.set_config(widget.config().replace(**{**base, **changes}))
+    pinn = {"backbone": "pinn", "steps": 20, "ensemble_size": 1, "patch_size": 32, **(pinn or {})}
+    base = {"device": "cpu", "mollifier_width": FIXED_WIDTH}
+    widget.set_config(widget.config().replace(pinn=pinn, **{**base, **changes}))
 
 
 def two_nuclei(shape=(110, 190), pixel_nm=25.0, seed=0):
@@ -118,7 +112,7 @@ def test_preview_adds_aligned_layers(viewer_and_widget, qtbot):
 def test_infer_rates_runs_the_pinn_with_device_and_seed(viewer_and_widget, qtbot):
     viewer, widget = viewer_and_widget
     density = _density(viewer)
-    _fast(widget, ensemble_size=2, seed=3)
+    _fast(widget, pinn={"ensemble_size": 2}, seed=3)
     widget.form.widget_for("device").value = "cpu"
     assert "cpu" in widget.device_info.value
 
@@ -127,7 +121,7 @@ def test_infer_rates_runs_the_pinn_with_device_and_seed(viewer_and_widget, qtbot
     assert widget.last_error is None, widget.last_error
     for name in ("ratio", "phi_h", "residual", "uncertainty"):
         meta = viewer.layers[f"{density.name} {name}"].metadata
-        assert meta["config"]["method"] == "pinn" and meta["config"]["steps"] == 20
+        assert meta["config"]["method"] == "pinn" and meta["config"]["pinn"]["steps"] == 20
         assert meta["seed"] == 3 and meta["device"] == "cpu" and meta["device_reason"]
     uncertainty = np.asarray(viewer.layers[f"{density.name} uncertainty"].data, dtype=float)
     assert np.nanmax(uncertainty) > 0  # two ensemble members disagree somewhere
@@ -138,7 +132,7 @@ def test_stop_returns_best_so_far_and_widget_recovers(viewer_and_widget, qtbot):
 
     viewer, widget = viewer_and_widget
     density = _density(viewer)
-    _fast(widget, steps=100_000)
+    _fast(widget, pinn={"steps": 100_000})
     widget.run_button.native.click()
     assert widget.is_running and not widget.run_button.enabled
     assert not widget.progress_bar.native.isHidden() and widget.progress_bar.max == 100_000
@@ -160,7 +154,7 @@ def test_stop_returns_best_so_far_and_widget_recovers(viewer_and_widget, qtbot):
 
 def test_closing_the_widget_stops_the_run(viewer_and_widget, qtbot):
     viewer, widget = viewer_and_widget
-    _fast(widget, steps=100_000)
+    _fast(widget, pinn={"steps": 100_000})
     widget.run_button.native.click()
     qtbot.waitUntil(
         lambda: widget.last_event is not None and widget.last_event.step > 0, timeout=TIMEOUT_MS
@@ -227,6 +221,7 @@ def test_form_is_generated_from_the_config(make_napari_viewer):
     from napari_mollifier._widgets.config_form import ConfigForm
     from napari_mollifier._widgets.infer import BUTTON_FIELDS, InferRatesWidget
     from napari_mollifier.inverse.config import InferenceConfig
+    from napari_mollifier.schema import option
 
     def paths(cls, prefix=""):
         for f in dataclasses.fields(cls):
@@ -235,17 +230,21 @@ def test_form_is_generated_from_the_config(make_napari_viewer):
             else:
                 yield f"{prefix}{f.name}"
 
+    assert {"pinn.steps", "render.method", "direct.ladder_size"} <= set(paths(InferenceConfig))
+
     widget = InferRatesWidget(make_napari_viewer())
     expected = {p for p in paths(InferenceConfig) if p not in BUTTON_FIELDS}
     assert set(widget.form.field_paths()) == expected
 
     @dataclasses.dataclass
     class Extended(InferenceConfig):
-        smoothing_passes: int = dataclasses.field(default=2, metadata={"help": "passes"})
-        weighting: str = dataclasses.field(default="flat", metadata={"choices": ("flat", "hann")})
+        smoothing_passes: int = option(2, low=0, high=9, doc="smoothing passes")
+        weighting: str = option("flat", choices=("flat", "hann"), doc="patch weighting")
 
     form = ConfigForm(Extended())
     assert form.widget_for("smoothing_passes").value == 2
+    assert form.widget_for("smoothing_passes").max == 9  # the schema's bound
+    assert "smoothing passes" in form.widget_for("smoothing_passes").tooltip
     assert list(form.widget_for("weighting").choices) == ["flat", "hann"]
     form.widget_for("weighting").value = "hann"
     form.widget_for("model.nm_per_unit").value = 250.0
@@ -265,25 +264,26 @@ def test_config_round_trip_through_the_widget(make_napari_viewer, tmp_path):
     widget = InferRatesWidget(make_napari_viewer())
     original = InferenceConfig(
         method="pinn",
-        backbone="pinnsformer",
-        steps=321,
+        pinn={"backbone": "pinnsformer", "steps": 321},
         seed=11,
         kernel="bump",
         mollifier_width=0.45,
         calibration=CalibrationParams(anchor="mean", phi_e=0.2),
-        render_method="histogram",
-        render_pixel_size_nm=15.0,
+        render={"method": "histogram", "pixel_size_nm": 15.0},
+        device="cuda:1",  # shown as it is (and accepted by the config) on any machine
     )
     original.save(tmp_path / "run.yaml")
     widget.load_config(tmp_path / "run.yaml")
-    assert widget.form.widget_for("backbone").value == "pinnsformer"
+    assert widget.form.widget_for("pinn.backbone").value == "pinnsformer"
+    assert widget.form.widget_for("device").value == "cuda:1"
     assert widget.config() == original
-    widget.form.widget_for("steps").value = 500
-    widget.set_config(widget.config().replace(steps=10**8))  # beyond the box's range: widened
-    assert widget.config().steps == 10**8
-    widget.form.widget_for("steps").value = 500
+    steps = widget.form.widget_for("pinn.steps")
+    widget.set_config(widget.config().replace(pinn={"steps": 10**7}))  # beyond the box: widened
+    assert widget.config().pinn.steps == 10**7
+    steps.value = 500
     widget.save_config(tmp_path / "again.yaml")
-    assert InferenceConfig.from_file(tmp_path / "again.yaml") == original.replace(steps=500)
+    expected = original.replace(pinn={"steps": 500})
+    assert InferenceConfig.from_file(tmp_path / "again.yaml") == expected
 
 
 def test_config_from_a_result_sidecar(viewer_and_widget, qtbot, tmp_path):
@@ -350,7 +350,9 @@ def test_localisations_render_in_the_widget(make_napari_viewer, qtbot):
     _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Infer rates")
     points = next(layer for layer in viewer.layers if layer.name.endswith("65752)"))
     widget.select_layer(points)
-    widget.set_config(widget.config().replace(render_pixel_size_nm=40.0, render_method="histogram"))
+    widget.set_config(
+        widget.config().replace(render={"pixel_size_nm": 40.0, "method": "histogram"})
+    )
     widget.render_button.native.click()
     density = viewer.layers["nucleus_localisations density"]
     assert tuple(density.scale) == (40.0, 40.0)

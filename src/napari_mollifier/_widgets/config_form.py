@@ -3,11 +3,13 @@
 Nothing here is laid out by hand: each dataclass field becomes one magicgui widget chosen from
 its type (bool -> CheckBox, int -> SpinBox, float -> FloatSpinBox, ``float | None`` -> a spin
 box whose lowest value reads "auto" and means None, str -> ComboBox when the field has allowed
-values, else LineEdit) and each nested dataclass a titled sub-form. Allowed values come from, in
-order, the field's ``metadata["choices"]``, a ``Literal[...]`` annotation, or :data:`CHOICES`
-(the current :class:`~napari_mollifier.inverse.InferenceConfig` keeps them as module constants).
-Tooltips come from the field's ``metadata["help"]`` or the class docstring's Attributes section.
-A field added to the config therefore appears in the widget without any widget code.
+values, else LineEdit) and each nested dataclass a titled sub-form. The rules come from the
+field's metadata as :func:`napari_mollifier.schema.option` writes it: ``choices`` (a tuple or a
+function returning one), ``low`` / ``high`` (spin-box bounds), ``doc`` and ``unit`` (tooltip);
+a ``Literal[...]`` annotation or :data:`CHOICES` (fields whose values are checked by a function,
+such as the device, which also takes ``cuda:N``) give choices too. Tooltips also take the class
+docstring's Attributes section. A field added to the config therefore appears in the widget
+without any widget code.
 """
 
 from __future__ import annotations
@@ -31,19 +33,10 @@ _FLOAT_MAX_FLOOR = 1000.0
 
 
 def _choices_table() -> dict[str, tuple]:
-    """Allowed values of the fields of the current InferenceConfig, by dotted field path."""
-    from ..inverse import config as cfg
-    from ..physics.params import CALIBRATION_ANCHORS
+    """Drop-down values of fields the schema checks with a function rather than a list."""
+    from ..choices import DEVICES
 
-    table = {
-        "method": cfg.METHODS,
-        "backbone": cfg.BACKBONES,
-        "device": cfg.DEVICES,
-        "kernel": cfg.KERNELS,
-        "render_method": cfg.RENDER_METHODS,
-        "calibration.anchor": CALIBRATION_ANCHORS,
-    }
-    return {k: tuple(v) for k, v in table.items()}
+    return {"device": tuple(DEVICES)}
 
 
 CHOICES: dict[str, tuple] = {}
@@ -69,6 +62,24 @@ def field_docs(cls) -> dict[str, str]:
         elif not text:
             names = []
     return out
+
+
+def _unit(meta: dict) -> str:
+    unit = meta.get("unit")
+    return f"({unit})" if unit else ""
+
+
+def _bounds(meta: dict, current, floor: float, optional: bool) -> tuple[float, float]:
+    """Spin-box range: the schema's ``low`` / ``high``, else from the default (see module)."""
+    reference = abs(current) if isinstance(current, (int, float)) and current else 1.0
+    high = meta.get("high")
+    if high is None:
+        high = max(floor, _MAX_OVER_DEFAULT * reference)
+    high = min(high, max(floor, _MAX_OVER_DEFAULT * reference))  # 2^32 seeds: not that wide
+    low = meta.get("low")
+    if low is None:
+        low = 0 if optional or (current or 0) >= 0 else -high
+    return low, max(high, current if isinstance(current, (int, float)) else high)
 
 
 def _label(name: str) -> str:
@@ -137,9 +148,12 @@ class ConfigForm(widgets.Container):
     # --- widgets per type ---------------------------------------------------------------
     def _make(self, f, path, annotation, optional, current, doc):
         meta = dict(f.metadata or {})
-        options = {"label": meta.get("label", _label(f.name)), "name": path.replace(".", "__")}
-        tooltip = meta.get("help") or doc
+        options = {"label": meta.get("label") or _label(f.name), "name": path.replace(".", "__")}
+        text = doc or meta.get("doc") or meta.get("help")
+        tooltip = " ".join(t for t in (text, _unit(meta)) if t)
         choices = meta.get("choices")
+        if callable(choices):
+            choices = choices()
         if choices is None and typing.get_origin(annotation) is typing.Literal:
             choices = typing.get_args(annotation)
         if choices is None:
@@ -152,9 +166,8 @@ class ConfigForm(widgets.Container):
         elif annotation is bool:
             widget = widgets.CheckBox(value=bool(current), **options)
         elif annotation is int:
-            high = meta.get("max", max(_INT_MAX_FLOOR, _MAX_OVER_DEFAULT * abs(int(current))))
-            low = meta.get("min", 0 if (current or 0) >= 0 else -high)
-            widget = widgets.SpinBox(value=int(current), min=low, max=high, **options)
+            low, high = _bounds(meta, current, _INT_MAX_FLOOR, optional=False)
+            widget = widgets.SpinBox(value=int(current), min=int(low), max=int(high), **options)
         elif annotation is float:
             widget = self._float_box(current, optional, meta, options)
             if optional:
@@ -170,8 +183,9 @@ class ConfigForm(widgets.Container):
     def _float_box(current, optional, meta, options):
         reference = abs(current) if isinstance(current, (int, float)) and current else 1.0
         step = meta.get("step", 10 ** math.floor(math.log10(reference)) / 10)
-        high = meta.get("max", max(_FLOAT_MAX_FLOOR, _MAX_OVER_DEFAULT * reference))
-        low = meta.get("min", 0.0 if optional or (current or 0) >= 0 else -high)
+        low, high = _bounds(meta, current, _FLOAT_MAX_FLOOR, optional)
+        if optional:
+            low = 0.0  # the "auto" end of the box stands for None
         box = widgets.FloatSpinBox(
             value=low if current is None else float(current),
             min=low,
@@ -244,6 +258,6 @@ def _fit_range(widget, value) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not hasattr(widget, "max"):
         return
     if value > widget.max:
-        widget.max = value * 10
+        widget.max = value
     if value < widget.min:
         widget.min = value * 10 if value < 0 else value

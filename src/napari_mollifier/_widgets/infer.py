@@ -35,8 +35,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Methods of the two run buttons: "Infer rates" keeps a PINN variant of a loaded config.
 PINN_METHODS = ("pinn", "pinn-autodiff")
-#: Config fields set by the buttons rather than shown in the form.
-BUTTON_FIELDS = ("method",)
+#: Config fields set by the buttons (method) or by the code (layout version), not in the form.
+BUTTON_FIELDS = ("method", "version")
 NO_MASK = "none"
 
 
@@ -297,7 +297,7 @@ class InferRatesWidget(widgets.Container):
             target = self.viewer.add_image(data, name=name, **kwargs)
         self.status.value = (
             f"Rendered {kwargs['metadata']['n_localisations']} localisations at "
-            f"{config.render_pixel_size_nm:g} nm ({config.render_method})."
+            f"{config.render.pixel_size_nm:g} nm ({config.render.method})."
         )
         return target
 
@@ -345,14 +345,14 @@ class InferRatesWidget(widgets.Container):
         from napari.qt.threading import create_worker
         from napari.utils import cancelable_progress
 
-        from ..inverse.api import StopToken
+        from ..inverse.events import StopToken
         from .run import run_inference
 
         self._source_layer = layer
         self._stop_token = StopToken()
         self._live_tokens[:] = [self._stop_token]
         n_runs = 1 if labels is None else max(len(set(labels.ravel().tolist()) - {0}), 1)
-        total = n_runs * (1 if config.method == "direct" else int(config.steps))
+        total = n_runs * (1 if config.method == "direct" else int(config.pinn.steps))
         self.progress_bar.max = max(total, 1)
         self.progress_bar.value = 0
         self.progress_bar.visible = True

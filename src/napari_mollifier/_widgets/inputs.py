@@ -1,7 +1,7 @@
 """From the widget's picked layers to arrays for the worker (napari public API only).
 
 Input: an Image layer (density) or a Points layer (localisations, rendered here with the
-config's ``render_pixel_size_nm`` / ``render_method``). A Z stack asks for a plane or a
+config's ``render.pixel_size_nm`` / ``render.method``). A Z stack asks for a plane or a
 projection; a camera-pixel table asks for its pixel size.
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._reader import KIND_KEY, density_layer_data
-from .._writer import MAP_KEY
+from .._layer_keys import KIND_KEY, MAP_KEY
+from .._reader import density_layer_data
 from .layers import NUCLEI_KIND
 
 #: Ways to make one plane of a stack: the plane shown in the viewer, or a projection.
@@ -131,13 +131,13 @@ def render_layer_data(layer, config):
     if len(locs.table) == 0:
         raise ValueError(f"layer {layer.name!r} holds no localisations to render")
     density = mio.render_density(
-        locs, pixel_size_nm=float(config.render_pixel_size_nm), method=config.render_method
+        locs, pixel_size_nm=float(config.render.pixel_size_nm), method=config.render.method
     )
     stem = layer.name.split(" localisations")[0]
     extra = {
         "n_localisations": int(len(locs.table)),
-        "render_pixel_size_nm": float(config.render_pixel_size_nm),
-        "render_method": config.render_method,
+        "render_pixel_size_nm": float(config.render.pixel_size_nm),
+        "render_method": config.render.method,
         "rendered_from_layer": layer.name,
     }
     return density_layer_data(density, name=f"{stem} density", extra_metadata=extra)

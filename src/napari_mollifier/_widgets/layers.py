@@ -10,16 +10,9 @@ import uuid
 
 import numpy as np
 
-from .._reader import KIND_KEY, robust_limits
-from .._writer import MAP_KEY, RESULT_ID_KEY, SOURCE_KEY
+from .._layer_keys import KIND_KEY, MAP_KEY, MAP_STYLE, RESULT_ID_KEY, SOURCE_KEY
+from .._reader import robust_limits
 
-#: Display settings of the result layers: colormap, and whether limits are symmetric about 0.
-MAP_STYLE = {
-    "ratio": {"colormap": "turbo", "symmetric": False},
-    "phi_h": {"colormap": "viridis", "symmetric": False},
-    "residual": {"colormap": "PiYG", "symmetric": True},
-    "uncertainty": {"colormap": "inferno", "symmetric": False},
-}
 #: Layer-metadata kind of the per-nucleus table layer.
 NUCLEI_KIND = "nuclei"
 

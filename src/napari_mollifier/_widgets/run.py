@@ -51,11 +51,10 @@ def run_inference(image, pixel_size_nm, origin_nm, config, labels=None, stop=Non
     source : str
         Name of the source layer, recorded in the result metadata.
     """
-    from ..inverse.api import ProgressEvent
+    from ..inverse.events import ProgressEvent
 
-    steps = 1 if config.method == "direct" else int(config.steps)
+    steps = 1 if config.method == "direct" else int(config.pinn.steps)
     if labels is None:
-        yield ProgressEvent(0, steps, message="preparing chromatin fields")
         result = yield from _one(image, pixel_size_nm, origin_nm, config, None, stop)
         result.metadata.setdefault("source_layer", source)
         return result
@@ -96,10 +95,9 @@ def run_inference(image, pixel_size_nm, origin_nm, config, labels=None, stop=Non
 
 
 def _one(image, pixel_size_nm, origin_nm, config, mask, stop):
-    """Fields from one density crop, then the estimator; returns its RateMaps."""
+    """One density crop through :func:`napari_mollifier.pipeline.iter_pipeline`; its RateMaps."""
     from .. import io as mio
-    from ..inverse.api import iter_inference
-    from ..physics.chromatin import ChromatinFields
+    from ..pipeline import iter_pipeline
 
     density = mio.DensityImage(
         data=np.asarray(image, dtype=np.float64),
@@ -108,15 +106,8 @@ def _one(image, pixel_size_nm, origin_nm, config, mask, stop):
         metadata={},
         path=None,
     )
-    fields = ChromatinFields.from_density(
-        density,
-        pixel_size_nm=float(pixel_size_nm),
-        mask=mask,
-        params=config.model,
-        calibration=config.calibration,
-    )
     result = None
-    for event in iter_inference(fields, config, stop=stop):
+    for event in iter_pipeline(density, config, stop=stop, mask=mask):
         if event.result is not None:
             result = event.result
         yield event

@@ -8,7 +8,9 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from ..inverse.config import BACKBONES, METHODS, RENDER_METHODS, InferenceConfig
+from ..choices import BACKBONES, DEVICES, RENDER_METHODS
+from ..inverse.config import InferenceConfig
+from ..inverse.registry import estimator_names
 from .runner import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -72,14 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--method",
-        choices=METHODS,
+        choices=estimator_names(),
         help="estimator: pinn (mollified PINN, the default; minutes) or direct (weak form, "
         "seconds)",
     )
     parser.add_argument(
         "--device",
         metavar="DEVICE",
-        help="compute device: auto (default), cpu, cuda or mps",
+        help=f"compute device: {', '.join(DEVICES)} or cuda:N (default: auto)",
     )
     parser.add_argument(
         "--pixel-size-nm",
@@ -153,12 +155,12 @@ FLAG_FIELDS = {
     "device": "device",
     "pixel_size_nm": "pixel_size_nm",
     "seed": "seed",
-    "steps": "steps",
-    "backbone": "backbone",
-    "ensemble": "ensemble_size",
-    "patch_size": "patch_size",
-    "render_pixel_size_nm": "render_pixel_size_nm",
-    "render_method": "render_method",
+    "steps": "pinn.steps",
+    "backbone": "pinn.backbone",
+    "ensemble": "pinn.ensemble_size",
+    "patch_size": "pinn.patch_size",
+    "render_pixel_size_nm": "render.pixel_size_nm",
+    "render_method": "render.method",
 }
 
 
@@ -194,35 +196,17 @@ def default_config() -> InferenceConfig:
 def read_config_file(path) -> InferenceConfig:
     """A YAML / JSON config, or the JSON sidecar of an output map (its ``config`` section).
 
-    A sidecar is recognised by its top-level ``config`` mapping next to the provenance fields
-    (``versions``, ``timings_s``, ...), so any result can be reproduced from its own file.
-    Fields the file leaves out keep the defaults of :func:`default_config`.
+    Read safely by :func:`napari_mollifier.inverse.config_files.read_config_file` (size,
+    aliases, nesting); fields the file leaves out keep the defaults of :func:`default_config`.
     """
-    import json
-    from pathlib import Path
+    from ..inverse.config_files import read_config_file as read_mapping
+    from ..schema import ConfigError
 
-    path = Path(path)
-    try:
-        text = path.read_text()
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        else:
-            data = json.loads(text)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read config ({exc})") from exc
-    where = str(path)
-    if isinstance(data, dict) and isinstance(data.get("config"), dict):
-        data, where = data["config"], f"{path} (section 'config' of an output sidecar)"
-    if not isinstance(data, dict):
-        raise ValueError(
-            f"{path}: expected a mapping of config fields, found {type(data).__name__}"
-        )
+    data = read_mapping(path)
     try:
         return InferenceConfig.from_dict({"method": DEFAULT_METHOD, **data})
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: {exc}") from exc
+        raise ConfigError(f"{path}: {exc}") from exc
 
 
 def _version() -> str:
