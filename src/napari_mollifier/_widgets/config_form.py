@@ -82,9 +82,12 @@ def _bounds(meta: dict, current, floor: float, optional: bool) -> tuple[float, f
     return low, max(high, current if isinstance(current, (int, float)) else high)
 
 
+_ACRONYMS = {"pinn": "PINN", "lr": "LR"}
+
+
 def _label(name: str) -> str:
     """``render_pixel_size_nm`` -> "Render pixel size (nm)"; units and symbols stay lower case."""
-    words = name.removesuffix("_nm").split("_")
+    words = [_ACRONYMS.get(w, w) for w in name.removesuffix("_nm").split("_")]
     label = " ".join(words) + (" (nm)" if name.endswith("_nm") else "")
     return label if words[0] in ("nm", "phi", "l") else label[:1].upper() + label[1:]
 
