@@ -2,12 +2,15 @@
 
     xvfb-run -a python docs/make_screenshots.py
 
-Opens the sample nucleus, docks the "Infer rates" widget, runs the direct estimator and saves
-docs/images/widget.png (the whole window) and docs/images/ratio_over_density.png (the canvas),
-then runs the PINN (default settings, about 1.5 minutes on a 2-core CPU) and saves
-docs/images/pinn_widget.png, pinn_ratio_over_density.png and pinn_uncertainty.png.
+Opens the sample nucleus, docks the "Infer rates" widget, clicks Preview (the direct estimator)
+and saves docs/images/widget.png (the whole window) and docs/images/ratio_over_density.png (the
+canvas), then clicks Infer rates (the PINN, default settings, about 1.5 minutes on a 2-core CPU)
+and saves docs/images/pinn_widget.png, pinn_ratio_over_density.png and pinn_uncertainty.png;
+then nuclei_widget.png: Preview with a Labels mask over two nuclei (the sample nucleus and its
+mirror image side by side). ``--only nuclei`` makes the last one alone.
 """
 
+import sys
 import time
 from pathlib import Path
 
@@ -19,12 +22,19 @@ OUT = Path(__file__).parent / "images"
 
 def main() -> None:
     OUT.mkdir(exist_ok=True)
+    if sys.argv[1:] != ["--only", "nuclei"]:
+        sample()
+    nuclei()
+    _shrink(OUT / "nuclei_widget.png")
+
+
+def sample() -> None:
     viewer = napari.Viewer(show=True)
     viewer.window.resize(1280, 820)
     viewer.open_sample("napari-mollifier", "nucleus")
     _, widget = viewer.window.add_plugin_dock_widget("napari-mollifier", "Infer rates")
     app = QApplication.instance()
-    _run(widget, app)
+    _run(widget.preview_button, widget, app)
     _show(viewer, ("density", "density ratio"))
     # napari >= 0.9 moved the scale bar to the canvas overlays
     canvas = getattr(viewer, "canvas", None)
@@ -35,8 +45,7 @@ def main() -> None:
     viewer.screenshot(str(OUT / "widget.png"), canvas_only=False)
     viewer.screenshot(str(OUT / "ratio_over_density.png"), canvas_only=True)
 
-    widget.method.setCurrentText("pinn")
-    _run(widget, app)
+    _run(widget.run_button, widget, app)
     _show(viewer, ("density", "density ratio"))
     _close_toasts(viewer)
     app.processEvents()
@@ -61,8 +70,41 @@ def main() -> None:
         _shrink(OUT / name)
 
 
-def _run(widget, app) -> None:
-    widget.run_button.click()
+def nuclei() -> None:
+    """Two nuclei in one image, a Labels mask, Preview: the per-nucleus table and layer."""
+    import numpy as np
+    from scipy import ndimage
+
+    from napari_mollifier import io as mio
+    from napari_mollifier._sample_data import sample_files
+
+    density = mio.read_image(sample_files()["density"])
+    image = np.hstack([density.data, density.data[:, ::-1]])
+    smooth = ndimage.gaussian_filter(image, 10.0)
+    inside = ndimage.binary_fill_holes(smooth > 0.5 * np.percentile(smooth, 99))
+    labels, _ = ndimage.label(inside)
+    px = float(density.pixel_size_nm)
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1280, 820)
+    layer = viewer.add_image(image, name="two nuclei", scale=(px, px), units="nm")
+    mask = viewer.add_labels(labels, name="nucleus labels", scale=(px, px), units="nm")
+    mask.opacity = 0.25
+    _, widget = viewer.window.add_plugin_dock_widget("napari-mollifier", "Infer rates")
+    widget.select_layer(layer)
+    widget.select_mask(mask)
+    app = QApplication.instance()
+    _run(widget.preview_button, widget, app)
+    canvas = getattr(viewer, "canvas", None)
+    (canvas.overlays.scale_bar if canvas is not None else viewer.scale_bar).visible = True
+    viewer.reset_view()
+    _close_toasts(viewer)
+    app.processEvents()
+    viewer.screenshot(str(OUT / "nuclei_widget.png"), canvas_only=False)
+    viewer.close()
+
+
+def _run(button, widget, app) -> None:
+    button.native.click()
     while widget.is_running:
         app.processEvents()
         time.sleep(0.02)  # a bare spin would take a core from the worker on a 2-core machine

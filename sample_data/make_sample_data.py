@@ -2,6 +2,9 @@
 
     python sample_data/make_sample_data.py [output_folder]
 
+The default output folder is the package's ``src/napari_mollifier/sample_data/`` (shipped in the
+wheel as package data, opened by File > Open Sample).
+
 1. A smooth log-normal rate-ratio map lambda = Gamma_me / Gamma_ac (mean 1.0, std of log 0.35,
    correlation length 2 model units, seed 7) on the periodic 10 x 10 model box, 256^2 grid.
 2. The chromatin model is evolved to its steady state (semi-implicit Fourier scheme, dt 0.1,
@@ -25,6 +28,9 @@ from napari_mollifier import io as mio
 from napari_mollifier.physics.random_fields import lognormal_rate_field
 from napari_mollifier.physics.simulate import simulate_chromatin
 from napari_mollifier.physics.synthetic import sample_localisations, write_thunderstorm_csv
+
+#: Package data of napari_mollifier: the wheel ships this folder.
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src" / "napari_mollifier" / "sample_data"
 
 SETTINGS = {
     "seed_rate_map": 7,
@@ -125,4 +131,4 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent)
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_OUT)

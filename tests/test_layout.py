@@ -111,10 +111,12 @@ def test_no_private_names_imported_across_packages():
 
 
 def test_engine_modules_import_no_qt():
-    """Only the napari glue (``_*.py`` at the package root) may import Qt or napari."""
+    """Only the napari glue (``_*.py`` and ``_*/`` packages at the package root, e.g.
+    ``_widgets/``) may import Qt or napari."""
     offenders = []
     for module, path in _modules().items():
-        if path.parent == SRC and path.name.startswith("_") and path.name != "__init__.py":
+        top = path.relative_to(SRC).parts[0]
+        if top.startswith("_") and top != "__init__.py":
             continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):

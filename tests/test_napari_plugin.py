@@ -30,7 +30,7 @@ def test_manifest_validates_with_imports():
 def test_glue_imports_neither_torch_nor_engine():
     code = (
         "import sys\n"
-        "import napari_mollifier._widget, napari_mollifier._reader\n"
+        "import napari_mollifier._widgets, napari_mollifier._reader\n"
         "import napari_mollifier._writer, napari_mollifier._sample_data\n"
         "heavy = [m for m in ('torch', 'napari_mollifier.mollifier', 'napari_mollifier.nets',"
         " 'napari_mollifier.inverse.pinn') if m in sys.modules]\n"
@@ -158,17 +158,34 @@ def test_unknown_file_is_declined_and_bad_file_notifies(make_napari_viewer, tmp_
         viewer.open(str(notes), plugin=PLUGIN)
     assert len(viewer.layers) == 0
 
-    # recognised as a localisation table, but in camera pixels without a pixel size
+    # recognised as a localisation table, but in camera pixels without a pixel size: opened
+    # as points in camera pixels, with a warning that the widget asks for the size
     pixels = tmp_path / "pixels.csv"
     pixels.write_text("frame,x_px,y_px\n1,10.5,20.25\n2,11.0,21.0\n")
     before = len(notification_manager.records)
     viewer.open(str(pixels), plugin=PLUGIN)
+    [points] = viewer.layers
+    assert points.metadata["camera_pixels"] is True
+    np.testing.assert_allclose(points.data, [[20.25, 10.5], [21.0, 11.0]])
+    warnings = [
+        n
+        for n in notification_manager.records[before:]
+        if n.severity == NotificationSeverity.WARNING
+    ]
+    assert warnings and "pixels.csv" in str(warnings[-1].message)
+    assert "camera pixel" in str(warnings[-1].message).lower()
+
+    # a table without a y column: an error notification naming the file, no layer
+    viewer.layers.clear()
+    broken = tmp_path / "broken.csv"
+    broken.write_text("frame,x [nm],photons\n1,10.5,200\n2,11.0,300\n")
+    before = len(notification_manager.records)
+    viewer.open(str(broken), plugin=PLUGIN)
     assert len(viewer.layers) == 0
     errors = [
         n for n in notification_manager.records[before:] if n.severity == NotificationSeverity.ERROR
     ]
-    assert errors and "pixels.csv" in str(errors[-1].message)
-    assert "pixel" in str(errors[-1].message).lower()
+    assert errors and "broken.csv" in str(errors[-1].message)
 
 
 # --- writer ---------------------------------------------------------------------------------
@@ -197,15 +214,14 @@ def _fake_result(shape=(40, 56), pixel_size_nm=15.0, origin_nm=(300.0, -120.0)):
 def test_writer_round_trip(make_napari_viewer, tmp_path):
     import tifffile
 
-    from napari_mollifier._widget import InferRatesWidget
+    from napari_mollifier._widgets.layers import add_result_layers
 
     viewer = make_napari_viewer()
     source = viewer.add_image(
         np.ones((40, 56)), name="cell", scale=(15.0, 15.0), translate=(300.0, -120.0)
     )
-    widget = InferRatesWidget(viewer)
     result = _fake_result()
-    layers = widget.add_result_layers(result, source)
+    layers = add_result_layers(viewer, result, source)
     assert [lay.name for lay in layers][0] == "cell ratio"
     for layer in layers:
         np.testing.assert_allclose(layer.scale, source.scale)

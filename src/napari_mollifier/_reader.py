@@ -7,10 +7,14 @@ Only converts what :mod:`napari_mollifier.io` reads into napari layer data:
   coordinates, so both overlay exactly;
 - a density image (TIFF / OME-TIFF / .npy) becomes an image layer with its pixel size.
 
-The hook (:func:`napari_get_reader`) only looks at the file name and a few header bytes (through
-``io.sniff_format``), returns None for anything it does not understand and never raises. Reading
-errors (no pixel size, bad columns, truncated file) are shown as a napari error notification
-naming the file; the reader then returns napari's "nothing to add" sentinel instead of raising.
+The hook (:func:`napari_get_reader`) only looks at the file name and header (``io.sniff_format``;
+for images tifffile's axes and the shape), returns None for anything it does not understand or
+cannot use and never raises: it claims a TIFF / .npy only when it is 2-D, a 2-channel phase
+stack, or a rate-map file with named channels; Z / T stacks, RGB pictures and other layouts go to
+napari's own reader (the widget then asks for a plane or projection). An image without a pixel
+size opens in pixels with a warning; the widget asks for the size. Reading errors (bad columns,
+truncated file) are shown as a napari error notification naming the file; the reader then
+returns napari's "nothing to add" sentinel instead of raising.
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ import numpy as np
 from ._layer_keys import KIND_KEY, MAP_STYLE
 
 #: Pixel size (nm) used to render localisation tables opened from File > Open; the same
-#: default as ``InferenceConfig.render_pixel_size_nm`` so the widget and the batch runner agree.
+#: default as ``InferenceConfig.render.pixel_size_nm`` so the widget and the batch runner agree.
 RENDER_PIXEL_SIZE_NM = 20.0
-#: Rendering method for localisation tables (``InferenceConfig.render_method`` default).
+#: Rendering method for localisation tables (``InferenceConfig.render.method`` default).
 RENDER_METHOD = "gaussian"
 #: At most this many localisations are shown as points (a whole nucleus has millions).
 MAX_POINTS = 20_000
@@ -68,8 +72,31 @@ def _kind(path) -> str | None:
     if found is None:
         return None
     if found in _IMAGE_FORMATS:
-        return "image" if kind == "image" else None
+        return "image" if kind == "image" and usable_image(path) else None
     return "localisations" if kind == "localisations" else None
+
+
+def usable_image(path) -> bool:
+    """True for a 2-D image, a 2-channel (phi_w, phi_d) stack, or 2..4 named channels.
+
+    Decided from tifffile's series axes and the shape (no pixels read). Everything else (a Z or
+    time stack, RGB, more dimensions) is left to napari's own reader.
+    """
+    from .io.images import MAX_CHANNELS, probe_image
+
+    axes, shape = probe_image(path)
+    if axes is None or len(axes) != len(shape):
+        axes = {2: "YX", 3: "QYX"}.get(len(shape), "Q" * len(shape))
+    kept = [(a, n) for a, n in zip(axes, shape) if n != 1 or a in "YX"]
+    axes = "".join(a for a, _ in kept)
+    if axes == "YX":
+        return True
+    if len(axes) != 3 or not axes.endswith("YX"):
+        return False
+    channels = kept[0][1]
+    if axes[0] == "C":  # said so by the file (OME / ImageJ): our own rate maps have 4
+        return 2 <= channels <= MAX_CHANNELS
+    return axes[0] in "SIQ" and channels == 2 and axes != "YXS"
 
 
 def read_paths(path: str | Sequence[str], stack: bool = False) -> list[LayerData]:
@@ -106,8 +133,17 @@ def image_layer_data(path: str | os.PathLike) -> list[LayerData]:
     plugin) gives one layer per channel, named after the channel.
     """
     from . import io as mio
+    from .io.images import NO_PIXEL_SIZE
 
-    density = mio.read_image(path)
+    try:
+        density = mio.read_image(path)
+    except mio.FormatError as exc:
+        if NO_PIXEL_SIZE not in str(exc):
+            raise
+        in_pixels = mio.read_image(path, pixel_size_nm=1.0)
+        if in_pixels.data.ndim != 2:  # a phase stack needs its size: refuse as before
+            raise
+        return [_layer_in_pixels(in_pixels, path)]
     data = np.asarray(density.data)
     if data.ndim == 2:
         return [density_layer_data(density, name=_stem(path))]
@@ -126,6 +162,20 @@ def image_layer_data(path: str | os.PathLike) -> list[LayerData]:
         layer[1]["visible"] = index == 0
         layers.append(layer)
     return layers
+
+
+def _layer_in_pixels(density, path) -> LayerData:
+    """An image without a pixel size: shown in pixels; the widget asks for the size in nm."""
+    from napari.utils.notifications import show_warning
+
+    data, kwargs, kind = density_layer_data(density, name=_stem(path))
+    kwargs.update(scale=(1.0, 1.0), translate=(0.0, 0.0), units=("pixel", "pixel"))
+    kwargs["metadata"].update(pixel_size_nm=None, origin_nm=[0.0, 0.0], pixel_size_source=None)
+    show_warning(
+        f"napari-mollifier: {Path(path).name} carries no pixel size; it is shown in pixels. "
+        "Enter the pixel size (nm) in the Infer rates widget."
+    )
+    return (data, kwargs, kind)
 
 
 def density_layer_data(density, name: str, extra_metadata: dict | None = None) -> LayerData:
@@ -153,11 +203,24 @@ def density_layer_data(density, name: str, extra_metadata: dict | None = None) -
     return (data, kwargs, "image")
 
 
+#: Part of the io error for a table in camera pixels without a pixel size.
+CAMERA_PIXELS_MARKER = "in camera pixels but the file gives no pixel size"
+
+
 def localisation_layer_data(path: str | os.PathLike) -> list[LayerData]:
-    """A localisation table -> [rendered density image, hidden subsampled points]."""
+    """A localisation table -> [rendered density image, hidden subsampled points].
+
+    A table in camera pixels without a pixel size opens as points in camera pixels only (no
+    density yet): the widget asks for the camera pixel size and renders it.
+    """
     from . import io as mio
 
-    locs = mio.read_localisations(path)
+    try:
+        locs = mio.read_localisations(path)
+    except mio.FormatError as exc:
+        if CAMERA_PIXELS_MARKER not in str(exc):
+            raise
+        return [_camera_pixel_points(path)]
     n_locs = len(locs.table)
     if n_locs == 0:
         raise mio.FormatError(f"{path}: the file holds no localisations; nothing to render")
@@ -168,9 +231,28 @@ def localisation_layer_data(path: str | os.PathLike) -> list[LayerData]:
         "render_pixel_size_nm": RENDER_PIXEL_SIZE_NM,
         "render_method": RENDER_METHOD,
         "localisation_metadata": _plain(getattr(locs, "metadata", {}) or {}),
+        "localisation_file": str(path),
     }
     image = density_layer_data(density, name=f"{name} density", extra_metadata=extra)
-    return [image, points_layer_data(locs.table, name=f"{name} localisations")]
+    points = points_layer_data(locs.table, name=f"{name} localisations")
+    points[1]["metadata"]["source_file"] = str(path)
+    return [image, points]
+
+
+def _camera_pixel_points(path) -> LayerData:
+    from napari.utils.notifications import show_warning
+
+    from . import io as mio
+
+    locs = mio.read_localisations(path, pixel_size_nm=1.0)  # coordinates in camera pixels
+    data, kwargs, kind = points_layer_data(locs.table, name=f"{_stem(path)} localisations")
+    kwargs.update(size=0.5, visible=True, units=("pixel", "pixel"))
+    kwargs["metadata"].update(source_file=str(path), camera_pixels=True)
+    show_warning(
+        f"napari-mollifier: {Path(path).name} is in camera pixels and gives no pixel size; "
+        "enter it (Pixel size (nm)) in the Infer rates widget, which then renders the density."
+    )
+    return (data, kwargs, kind)
 
 
 def points_layer_data(table, name: str, max_points: int = MAX_POINTS, seed: int = 0) -> LayerData:

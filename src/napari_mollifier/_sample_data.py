@@ -1,16 +1,18 @@
-"""napari sample data: the synthetic nucleus of the repository's ``sample_data/`` (offline).
+"""napari sample data: the synthetic nucleus shipped in the package (offline).
 
-``sample_data/make_sample_data.py`` (seeded) writes the STORM localisations (ThunderSTORM CSV),
-the density TIFF rendered from them with its pixel size, and the ground-truth Gamma_me / Gamma_ac
-map on the same grid. They are found, in order:
+``sample_data/make_sample_data.py`` of the source repository (seeded) writes the STORM
+localisations (ThunderSTORM CSV), the density TIFF rendered from them with its pixel size, and
+the ground-truth Gamma_me / Gamma_ac map on the same grid into
+``src/napari_mollifier/sample_data/``, which the wheel carries as package data. They are found,
+in order:
 
-1. the folder named by the ``NAPARI_MOLLIFIER_SAMPLE_DATA`` environment variable;
-2. ``sample_data/`` of the source checkout this package runs from (editable install: the
-   package lives in ``<repo>/src/napari_mollifier``, so the folder is two levels up);
+1. the folder named by the ``NAPARI_MOLLIFIER_SAMPLE_DATA`` environment variable (an explicit
+   choice of the user wins);
+2. the package's own ``sample_data/`` (every install: wheel, sdist or editable);
 3. ``sample_data/`` in the current working directory.
 
-A wheel install carries no sample files; the loader then raises a FileNotFoundError that says
-where it looked and how to get them, rather than silently simulating something else.
+When none holds a density image the loader raises a FileNotFoundError that says where it looked,
+rather than silently simulating something else.
 """
 
 from __future__ import annotations
@@ -21,6 +23,16 @@ from pathlib import Path
 from ._reader import KIND_KEY, density_layer_data, robust_limits
 
 ENV_VAR = "NAPARI_MOLLIFIER_SAMPLE_DATA"
+#: The sample files inside the installed package (package data of the wheel).
+PACKAGED = Path(__file__).resolve().parent / "sample_data"
+#: Files of the packaged sample, relative to :data:`PACKAGED` (the wheel check asserts that
+#: every one is in the wheel's RECORD).
+PACKAGED_FILES = (
+    "nucleus_density.tif",
+    "nucleus_localisations.csv",
+    "ground_truth/nucleus_true_ratio.tif",
+    "sample_parameters.json",
+)
 _IMAGE_SUFFIXES = (".tif", ".tiff", ".npy")
 
 
@@ -29,8 +41,7 @@ def sample_data_dir() -> Path:
     candidates = []
     if os.environ.get(ENV_VAR):
         candidates.append(Path(os.environ[ENV_VAR]))
-    here = Path(__file__).resolve()
-    candidates += [parent / "sample_data" for parent in here.parents[:3]]
+    candidates.append(PACKAGED)
     candidates.append(Path.cwd() / "sample_data")
     for folder in candidates:
         if folder.is_dir() and _find(folder, "density") is not None:
@@ -38,8 +49,9 @@ def sample_data_dir() -> Path:
     looked = ", ".join(str(c) for c in candidates)
     raise FileNotFoundError(
         "napari-mollifier sample data not found: expected a folder 'sample_data' with a "
-        f"density TIFF (looked in {looked}). Run 'python sample_data/make_sample_data.py' in a "
-        f"source checkout, or point the {ENV_VAR} environment variable at the folder."
+        f"density TIFF (looked in {looked}); the installed package lacks its sample files. "
+        "Reinstall napari-mollifier, run 'python sample_data/make_sample_data.py' in a source "
+        f"checkout, or point the {ENV_VAR} environment variable at a folder of them."
     )
 
 

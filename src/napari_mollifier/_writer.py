@@ -4,7 +4,8 @@ Select the ratio layer and its companions (phi_h, residual, uncertainty) of one 
 File > Save Selected Layers with the "rate maps (OME-TIFF + JSON)" writer. The layers are put
 back into a :class:`~napari_mollifier.inverse.RateMaps` (config, versions, device and seed come
 from the layer metadata; pixel size and origin from the layer ``scale`` / ``translate``) and
-written by :func:`napari_mollifier.io.write_maps`. A companion that was not selected is written
+written by :func:`napari_mollifier.io.write_maps`; maps inferred per nucleus of a Labels mask also
+get ``<name>_nuclei.csv`` (the per-nucleus table). A companion that was not selected is written
 as a NaN channel and listed under ``"maps_not_selected"`` in the JSON.
 """
 
@@ -51,7 +52,12 @@ def write_rate_maps(path: str, layer_data: list[tuple[Any, dict, str]]) -> list[
 
     try:
         result = rate_maps_from_layers(layer_data)
-        written = mio.write_maps(path, result) or [Path(path)]
+        written = list(mio.write_maps(path, result) or [Path(path)])
+        rows = result.metadata.get("nuclei")
+        if rows:  # inferred per nucleus of a Labels mask: the table goes with the maps
+            from ._widgets.run import write_nuclei_table
+
+            written.append(write_nuclei_table(written[0], rows))
     except (ValueError, OSError) as exc:
         from napari.utils.notifications import show_error
 

@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from ..choices import DEVICES
+from ..choices import BACKBONES, DEVICES, RENDER_METHODS
 from ..inverse.config import InferenceConfig
 from ..inverse.registry import estimator_names
 from .runner import (
@@ -36,21 +36,24 @@ exit status:
   130  interrupted (Ctrl-C, SIGTERM): finished outputs are complete, the rest are "not run"
 
 examples:
-  python -m napari_mollifier.batch sample_data/ -o results/
-  python -m napari_mollifier.batch data/ -o out/ --pattern "*.csv" --recursive --workers 4
-  python -m napari_mollifier.batch data/ -o out/ --config run.yaml --method pinn --resume
-  python -m napari_mollifier.batch data/ -o out/ --scheduler tcp://head-node:8786
+  napari-mollifier src/napari_mollifier/sample_data/ -o results/
+  napari-mollifier data/ -o out/ --pattern "*.csv" --recursive --workers 4
+  napari-mollifier data/ -o out/ --config run.yaml --method direct --resume
+  napari-mollifier data/ -o out/ --config results/cell.json   # reproduce a result
+  napari-mollifier data/ -o out/ --scheduler tcp://head-node:8786
+("napari-mollifier" is the same program as "python -m napari_mollifier.batch".)
 See docs/batch.md for the config file format.
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m napari_mollifier.batch",
+        prog="napari-mollifier",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="localisation / image files, or folders of them"
     )
@@ -66,13 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help="YAML or JSON inference config (same fields as the widget); "
-        "the flags below override it",
+        help="YAML or JSON inference config (same fields as the widget), or the JSON sidecar "
+        "of any output map (its run config is used); the flags below override it",
     )
     parser.add_argument(
         "--method",
         choices=estimator_names(),
-        help="estimator: direct (weak form, seconds) or pinn (mollified PINN)",
+        help="estimator: pinn (mollified PINN, the default; minutes) or direct (weak form, "
+        "seconds)",
     )
     parser.add_argument(
         "--device",
@@ -116,19 +120,105 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="random seed (same for every file; default from config: 0)",
     )
+    pinn = parser.add_argument_group("mollified-PINN settings (override the config file)")
+    pinn.add_argument("--steps", type=int, metavar="N", help="optimisation steps per network")
+    pinn.add_argument("--backbone", choices=BACKBONES, help="network architecture")
+    pinn.add_argument(
+        "--ensemble", type=int, metavar="K", help="independently seeded networks (uncertainty)"
+    )
+    pinn.add_argument("--patch-size", type=int, metavar="PX", help="training patch edge, pixels")
+    render = parser.add_argument_group("localisation tables")
+    render.add_argument(
+        "--render-pixel-size-nm",
+        type=float,
+        metavar="NM",
+        help="pixel size of the density image rendered from localisations, nm",
+    )
+    render.add_argument("--render-method", choices=RENDER_METHODS, help="rendering method")
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument(
+        "-v", "--verbose", action="store_true", help="also print tracebacks and debug logging"
+    )
+    talk.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bars or per-file lines; errors and the final summary only",
+    )
     return parser
 
 
+#: Command-line flag (argparse dest) -> config field it sets. The one place to adapt when the
+#: config's layout changes (dotted names address nested sections).
+FLAG_FIELDS = {
+    "method": "method",
+    "device": "device",
+    "pixel_size_nm": "pixel_size_nm",
+    "seed": "seed",
+    "steps": "pinn.steps",
+    "backbone": "pinn.backbone",
+    "ensemble": "pinn.ensemble_size",
+    "patch_size": "pinn.patch_size",
+    "render_pixel_size_nm": "render.pixel_size_nm",
+    "render_method": "render.method",
+}
+
+
+def flag_overrides(args: argparse.Namespace) -> dict:
+    """The config changes the flags ask for: ``{field: value}``, unset flags left out.
+
+    Dotted field names (``"pinn.steps"``) become nested dicts, which ``InferenceConfig.replace``
+    merges into the section.
+    """
+    changes: dict = {}
+    for dest, name in FLAG_FIELDS.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        *sections, leaf = name.split(".")
+        target = changes
+        for section in sections:
+            target = target.setdefault(section, {})
+        target[leaf] = value
+    return changes
+
+
+#: The method of a run that names none: the mollified PINN, the product's main job (the widget's
+#: "Infer rates" runs it too; ``--method direct`` is the seconds-fast preview).
+DEFAULT_METHOD = "pinn"
+
+
+def default_config() -> InferenceConfig:
+    """The configuration of a run without ``--config``: every default, method PINN."""
+    return InferenceConfig(method=DEFAULT_METHOD)
+
+
+def read_config_file(path) -> InferenceConfig:
+    """A YAML / JSON config, or the JSON sidecar of an output map (its ``config`` section).
+
+    Read safely by :func:`napari_mollifier.inverse.config_files.read_config_file` (size,
+    aliases, nesting); fields the file leaves out keep the defaults of :func:`default_config`.
+    """
+    from ..inverse.config_files import read_config_file as read_mapping
+    from ..schema import ConfigError
+
+    data = read_mapping(path)
+    try:
+        return InferenceConfig.from_dict({"method": DEFAULT_METHOD, **data})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
 def config_from_args(args: argparse.Namespace) -> InferenceConfig:
-    """Defaults < ``--config`` file < command-line flags."""
-    config = InferenceConfig.from_file(args.config) if args.config else InferenceConfig()
-    overrides = {
-        "method": args.method,
-        "device": args.device,
-        "pixel_size_nm": args.pixel_size_nm,
-        "seed": args.seed,
-    }
-    overrides = {k: v for k, v in overrides.items() if v is not None}
+    """Defaults < ``--config`` file (a config, or an output's JSON sidecar) < command-line flags."""
+    config = read_config_file(args.config) if args.config else default_config()
+    overrides = flag_overrides(args)
     return config.replace(**overrides) if overrides else config
 
 
@@ -151,6 +241,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    verbosity = 0 if args.quiet else 2 if args.verbose else 1
+    if args.verbose:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     previous = _terminate_as_interrupt()
     try:
         config = config_from_args(args)
@@ -165,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             scheduler=args.scheduler,
             stream=sys.stderr,
+            verbosity=verbosity,
         )
     except KeyboardInterrupt:
         print(
@@ -183,4 +279,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result.exit_status
 
 
-__all__ = ["BatchUsageError", "build_parser", "config_from_args", "main"]
+__all__ = [
+    "FLAG_FIELDS",
+    "BatchUsageError",
+    "DEFAULT_METHOD",
+    "build_parser",
+    "config_from_args",
+    "default_config",
+    "flag_overrides",
+    "main",
+    "read_config_file",
+]

@@ -6,8 +6,6 @@ import csv
 import io as _stdio
 import math
 import os
-import shutil
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -71,52 +69,77 @@ def say(stream: TextIO, text: str) -> None:
 
 
 class ProgressPrinter:
-    """Prints :class:`ProgressEvent` s of one inference on ``stream``.
+    """Shows the :class:`ProgressEvent` s of one inference as a tqdm bar on ``stream``.
 
-    On a terminal: one bar redrawn in place (at most every ``interval_s``); otherwise (logs,
-    pipes) a line at every 10 % of the step budget. One-shot methods ("direct") print nothing.
+    On a terminal the bar is redrawn in place (at most every ``interval_s``); on other streams
+    (logs, pipes) each redraw is its own line, at every 10 % of the step budget. One-shot methods
+    ("direct") show nothing.
     """
 
-    def __init__(self, label: str, stream: TextIO, interval_s: float = 0.5, width: int = 24):
+    def __init__(self, label: str, stream: TextIO, interval_s: float = 0.5):
         self.label = label
         self.stream = stream
         self.interval_s = interval_s
-        self.width = width
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self._last_time = -math.inf
-        self._last_decile = -1
-        self._drawn = False
+        self._bar = None
 
     def __call__(self, event) -> None:
         total = max(int(event.total), 1)
         if total <= 1:
             return
-        fraction = min(max(event.step / total, 0.0), 1.0)
+        if self._bar is None:
+            self._bar = self._open(total)
+        step = min(max(int(event.step), 0), total)
         losses = " ".join(f"{k} {v:.3g}" for k, v in list(event.losses.items())[:3])
-        text = f"  {self.label}: step {event.step}/{total} {losses} {event.elapsed_s:.1f} s"
-        if event.message:
-            text += f" ({event.message})"
+        postfix = " ".join(p for p in (losses, f"({event.message})" if event.message else "") if p)
+        self._bar.set_postfix_str(postfix, refresh=False)
+        self._bar.update(step - self._bar.n)
+
+    def _open(self, total: int):
+        from tqdm import tqdm
+
         if self.tty:
-            now = time.monotonic()
-            if now - self._last_time < self.interval_s and event.result is None:
-                return
-            self._last_time = now
-            filled = int(round(fraction * self.width))
-            bar = "#" * filled + "." * (self.width - filled)
-            columns = shutil.get_terminal_size((100, 20)).columns
-            self.stream.write(("\r" + f"[{bar}] {fraction:4.0%}" + text)[: columns - 1] + "\x1b[K")
-            self.stream.flush()
-            self._drawn = True
-        else:
-            decile = int(fraction * 10)
-            if decile > self._last_decile:
-                self._last_decile = decile
-                say(self.stream, f"{fraction:4.0%}{text}")
+            return tqdm(
+                total=total,
+                desc=f"  {self.label}",
+                file=self.stream,
+                unit="step",
+                mininterval=self.interval_s,
+                dynamic_ncols=True,
+                leave=False,
+            )
+        return tqdm(
+            total=total,
+            desc=f"  {self.label}",
+            file=_LineStream(self.stream),
+            unit="step",
+            mininterval=0.0,
+            miniters=max(total // 10, 1),
+            bar_format="{percentage:3.0f}%{desc}: step {n}/{total}{postfix} {elapsed}",
+            leave=True,
+        )
 
     def close(self) -> None:
-        if self.tty and self._drawn:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class _LineStream:
+    """A file for tqdm that turns each in-place redraw into one line (for logs and pipes)."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self._last = ""
+
+    def write(self, text: str) -> None:
+        line = text.replace("\r", "").rstrip()
+        if line and line != self._last:  # tqdm redraws the final state on close
+            self.stream.write(line + "\n")
+            self._last = line
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 def summary_table(result: BatchResult, stream: TextIO) -> None:

@@ -6,6 +6,7 @@ summary (``summary.csv``) with status "ok", "resumed", "error" or "not run" (int
 
 from __future__ import annotations
 
+import io as _stdio
 import shutil
 import sys
 import time
@@ -98,12 +99,16 @@ def run_batch(
     workers: int | None = None,
     scheduler: str | None = None,
     stream: TextIO | None = None,
+    verbosity: int = 1,
 ) -> BatchResult:
     """Process every input into ``out_dir``; see ``python -m napari_mollifier.batch --help``.
 
+    ``config`` None runs the CLI's default (the mollified PINN).
     ``workers`` starts a local Dask cluster of that many single-threaded worker processes;
     ``scheduler`` connects to an existing Dask scheduler instead; neither runs here, one file
-    after another. Progress goes to ``stream`` (stderr by default).
+    after another. Progress goes to ``stream`` (stderr by default): with ``verbosity`` 0 only
+    errors, 1 also progress bars and one line per finished file, 2 also the tracebacks of
+    unexpected failures.
 
     Raises
     ------
@@ -114,36 +119,44 @@ def run_batch(
         Re-raised after the summary (with "not run" rows) is written; see ``main``.
     """
     stream = sys.stderr if stream is None else stream
-    config = config or InferenceConfig()
+    chatty = stream if verbosity >= 1 else _stdio.StringIO()
+    if config is None:
+        from .cli import default_config
+
+        config = default_config()
     _check_options(resume, overwrite, workers, scheduler)
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise BatchUsageError(f"output {str(out_dir)!r} exists and is not a folder")
-    jobs = _discover(inputs, out_dir, pattern, recursive, stream)
-    reports, todo = _plan(jobs, out_dir, config, resume, overwrite, stream)
+    jobs = _discover(inputs, out_dir, pattern, recursive, chatty)
+    reports, todo = _plan(jobs, out_dir, config, resume, overwrite, chatty)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out_dir / TMP_DIRNAME, ignore_errors=True)  # leftovers of a killed run
     config_path = out_dir / CONFIG_NAME
     summary_path = out_dir / SUMMARY_NAME
     atomic_write_text(config_path, _config_yaml(config))
-    say(stream, _start_line(len(jobs), todo, config, out_dir, workers, scheduler))
+    say(chatty, _start_line(len(jobs), todo, config, out_dir, workers, scheduler))
     n_done = [len(jobs) - len(todo)]
 
     def finished(index: int, report: FileReport) -> None:
         reports[index] = report
         n_done[0] += 1
-        say(stream, file_line(n_done[0], len(jobs), report))
-        if report.traceback:
+        where = stream if report.status == STATUS_ERROR else chatty
+        say(where, file_line(n_done[0], len(jobs), report))
+        if report.traceback and verbosity >= 2:
             say(stream, report.traceback.rstrip())
+        elif report.traceback:
+            say(stream, "  (unexpected error: run with --verbose for its traceback)")
         write_summary(summary_path, jobs, reports)
 
     try:
         if workers is None and scheduler is None:
-            _run_sequential(jobs, todo, out_dir, config, finished, stream)
+            progress = stream if verbosity >= 1 else None
+            _run_sequential(jobs, todo, out_dir, config, finished, progress)
         else:
-            run_dask(jobs, todo, out_dir, config, finished, stream, workers, scheduler)
+            run_dask(jobs, todo, out_dir, config, finished, chatty, workers, scheduler)
     except KeyboardInterrupt:
         write_summary(summary_path, jobs, reports)
         raise
@@ -247,9 +260,13 @@ def _config_yaml(config: InferenceConfig) -> str:
 
 
 def _run_sequential(jobs, todo, out_dir, config, finished, stream) -> None:
+    """One file after another; progress bars on ``stream`` (None: no bars)."""
     for index in todo:
         job = jobs[index]
-        printer = ProgressPrinter(job.path.name, stream)
-        report = process_file(job.path, out_dir, config, job.stem, on_progress=printer)
-        printer.close()
+        printer = ProgressPrinter(job.path.name, stream) if stream is not None else None
+        try:
+            report = process_file(job.path, out_dir, config, job.stem, on_progress=printer)
+        finally:
+            if printer is not None:
+                printer.close()
         finished(index, report)

@@ -1,9 +1,13 @@
 """Density images with a physical pixel size: TIFF / OME-TIFF / ImageJ TIFF and .npy.
 
 Pixel size, in order: the ``pixel_size_nm`` argument; OME ``PhysicalSizeX`` (+ unit, default
-µm); ImageJ ``unit`` + XResolution; TIFF ResolutionUnit (cm / inch) + XResolution when the
-result is a microscope-like size (<= 10 µm; 72/96/300 dpi "display" resolutions are ignored).
-None of these -> :class:`FormatError` asking for ``pixel_size_nm``.
+µm); ImageJ ``unit`` + XResolution; TIFF ResolutionUnit (µm / mm as tifffile writes them, cm,
+inch) + XResolution; for cm and inch only when the result is a microscope-like size (<= 10 µm:
+72/96/300 dpi "display" resolutions are ignored). None of these -> :class:`FormatError` asking
+for ``pixel_size_nm``.
+Axes: tifffile's ``series.axes``. Singleton axes are dropped; a channel axis (C, S, or an
+unnamed one of 2..4 planes) gives (C, Y, X); a Z or T stack is refused with a message asking
+for one plane or a projection (``z_plane``), never read as channels.
 Origin: OME ``Plane PositionX/Y`` (as written by :func:`write_image`) when present, else
 (0, 0), i.e. the centre of pixel [0, 0] sits at world (0, 0) nm (napari's default).
 """
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -24,6 +28,17 @@ from .types import DensityImage
 
 MAX_CHANNELS = 4
 _MAX_DISPLAY_PIXEL_NM = 10_000.0
+#: nm per TIFF ResolutionUnit (tifffile.RESUNIT: 2 inch, 3 cm, 4 mm, 5 µm; 1 = no unit)
+_RESUNIT_NM = {2: 2.54e7, 3: 1e7, 4: 1e6, 5: 1e3}
+#: Units whose resolution is often a screen / print "dpi" rather than a pixel size.
+_DISPLAY_UNITS = (2, 3)
+#: Axes of a stack of planes that must be reduced to one plane (tifffile letters).
+_STACK_AXES = "ZT"
+#: Start of the error for an image without any pixel size (the napari reader opens such an
+#: image in pixels and lets the widget ask for the size).
+NO_PIXEL_SIZE = "no physical pixel size in the file"
+#: Projections ``z_plane`` accepts besides a plane index.
+PROJECTIONS = ("max", "mean", "sum")
 
 
 def _unit_nm(unit: str | None, default: str = "µm") -> float | None:
@@ -65,42 +80,53 @@ def _ome_info(xml: str) -> dict:
 
 
 def _resolution_nm(page, imagej_meta) -> float | None:
+    """Pixel size (nm) from the TIFF resolution tags, in any ResolutionUnit tifffile knows."""
     tags = page.tags
     if "XResolution" not in tags:
         return None
-    num, den = tags["XResolution"].value
-    if not num or not den:
+    try:
+        per_unit = float(page.get_resolution()[0])  # pixels per unit
+    except (ValueError, ZeroDivisionError, TypeError):
         return None
-    per_unit = num / den  # pixels per unit
+    if not per_unit > 0 or not math.isfinite(per_unit):
+        return None
     if imagej_meta and imagej_meta.get("unit"):
         factor = _unit_nm(str(imagej_meta["unit"]))
         return None if factor is None else factor / per_unit
-    unit = int(tags["ResolutionUnit"].value) if "ResolutionUnit" in tags else 2
-    factor = {3: 1e7, 2: 2.54e7}.get(unit)
+    unit = int(page.resolutionunit)
+    factor = _RESUNIT_NM.get(unit)
     if factor is None:
         return None
     size = factor / per_unit
-    return size if size <= _MAX_DISPLAY_PIXEL_NM else None
+    if unit in _DISPLAY_UNITS and size > _MAX_DISPLAY_PIXEL_NM:
+        return None
+    return size
 
 
-def read_image(path, pixel_size_nm: float | None = None) -> DensityImage:
+def read_image(
+    path, pixel_size_nm: float | None = None, z_plane: int | str | None = None
+) -> DensityImage:
     """Read a density image with its pixel size.
 
     Returns a :class:`DensityImage` whose ``data`` is (H, W) float, or (C, H, W) for images
     with 2..4 channels (``metadata["axes"] == "CYX"``, e.g. simulated (phi_w, phi_d)).
     Integer data is converted to float32.
 
+    ``z_plane`` reduces a Z (or T) stack to one plane: an index (0-based) or one of
+    :data:`PROJECTIONS` ("max", "mean", "sum"); without it a stack is refused.
+
     Raises
     ------
     FormatError
-        Unreadable file, unsupported dimensionality, or no pixel size anywhere and none given.
+        Unreadable file, a stack without ``z_plane``, unsupported dimensionality, or no pixel
+        size anywhere and none given.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     given = check_pixel_size(pixel_size_nm, path)
     try:
-        data, info, fmt = _load(path)
+        data, info, fmt, axes = _load(path)
     except FormatError:
         raise
     except Exception as exc:  # tifffile / numpy raise many types on corrupt files
@@ -108,13 +134,14 @@ def read_image(path, pixel_size_nm: float | None = None) -> DensityImage:
             f"{path}: could not read as a TIFF / OME-TIFF / .npy image "
             f"({type(exc).__name__}: {str(exc)[:200]})"
         ) from exc
+    data, axes, reduced = arrange_axes(data, axes, path, z_plane)
     px = given
     source = "argument" if given is not None else info.get("px_source")
     if px is None:
         px = info.get("px_X")
     if px is None or not np.isfinite(px) or px <= 0:
         raise FormatError(
-            f"{path}: no physical pixel size in the file (looked for OME PhysicalSizeX, ImageJ "
+            f"{path}: {NO_PIXEL_SIZE} (looked for OME PhysicalSizeX, ImageJ "
             "unit + resolution, TIFF resolution tags); pass pixel_size_nm"
         )
     if given is None and info.get("px_Y") and not math.isclose(info["px_Y"], px, rel_tol=1e-3):
@@ -122,20 +149,13 @@ def read_image(path, pixel_size_nm: float | None = None) -> DensityImage:
             f"{path}: expected square pixels; found PhysicalSizeX {px} nm and "
             f"PhysicalSizeY {info['px_Y']} nm"
         )
-    data = np.squeeze(data)
-    meta = {"source_format": fmt, "pixel_size_source": source, "file": path.name}
-    if data.ndim == 2:
-        meta["axes"] = "YX"
-    elif data.ndim == 3 and 2 <= data.shape[0] <= MAX_CHANNELS:
-        meta["axes"] = "CYX"
+    meta = {"source_format": fmt, "pixel_size_source": source, "file": path.name, "axes": axes}
+    if reduced:
+        meta["z_plane"] = reduced
+    if axes == "CYX":
         meta["channel_names"] = info.get("channel_names") or [
             f"channel {i}" for i in range(data.shape[0])
         ]
-    else:
-        raise FormatError(
-            f"{path}: expected a 2-D (Y, X) image or (C, Y, X) with 2..{MAX_CHANNELS} channels; "
-            f"found shape {data.shape}"
-        )
     if data.dtype.kind not in "f":
         if data.dtype.kind not in "iub":
             raise FormatError(f"{path}: expected a numeric image; found dtype {data.dtype}")
@@ -149,12 +169,81 @@ def read_image(path, pixel_size_nm: float | None = None) -> DensityImage:
     )
 
 
+def arrange_axes(data: np.ndarray, axes: str | None, path, z_plane=None):
+    """(data as YX or CYX, "YX" / "CYX", what reduced a stack or "") from tifffile axes.
+
+    ``axes`` None (``.npy``) means: 2-D is YX, a leading axis of 2..4 is channels.
+    """
+    if axes is None or len(axes) != data.ndim:
+        axes = {2: "YX", 3: "QYX"}.get(data.ndim, "Q" * data.ndim)
+    keep = [i for i, n in enumerate(data.shape) if n != 1 or axes[i] in "YX"]
+    data = data.reshape([data.shape[i] for i in keep])
+    axes = "".join(axes[i] for i in keep)
+    reduced = ""
+    stack = [a for a in axes if a in _STACK_AXES]
+    if stack:
+        if len(stack) > 1 or z_plane is None:
+            size = data.shape[axes.index(stack[0])]
+            raise FormatError(
+                f"{path}: a {'/'.join(stack)} stack of {size} planes (axes {axes}, shape "
+                f"{data.shape}): a rate-ratio map needs one 2-D plane, so it is not read as "
+                f"channels. Choose a plane (z_plane = 0..{size - 1}) or a projection (z_plane = "
+                f"{' | '.join(PROJECTIONS)}), or save one plane / a projection from Fiji or napari"
+            )
+        data, reduced = _reduce_stack(data, axes.index(stack[0]), z_plane, path)
+        axes = axes.replace(stack[0], "")
+    if axes == "YX":
+        return data, "YX", reduced
+    if axes.endswith("S") and axes[:-1] == "YX":
+        raise FormatError(
+            f"{path}: an RGB(A) colour image (axes {axes}, shape {data.shape}); expected a "
+            "single-channel density image (convert it to one channel first)"
+        )
+    if len(axes) == 3 and axes.endswith("YX") and axes[0] in "CSIQ":
+        if 2 <= data.shape[0] <= MAX_CHANNELS:
+            return data, "CYX", reduced
+    raise FormatError(
+        f"{path}: expected a 2-D (Y, X) image or (C, Y, X) with 2..{MAX_CHANNELS} channels; "
+        f"found shape {data.shape} (axes {axes})"
+    )
+
+
+def _reduce_stack(data: np.ndarray, axis: int, z_plane, path) -> tuple[np.ndarray, str]:
+    size = data.shape[axis]
+    if isinstance(z_plane, str) and z_plane.strip().lower() in PROJECTIONS:
+        how = z_plane.strip().lower()
+        values = np.asarray(data, dtype=np.float32)
+        return getattr(np, how)(values, axis=axis), f"{how} projection of {size} planes"
+    text = str(z_plane).strip()
+    index = int(text) if text.isdigit() and not isinstance(z_plane, (bool, float)) else -1
+    if not 0 <= index < size:
+        raise FormatError(
+            f"{path}: z_plane: expected a plane 0..{size - 1} or one of {PROJECTIONS}, "
+            f"found {z_plane!r}"
+        )
+    return np.take(data, index, axis=axis), f"plane {index} of {size}"
+
+
+def probe_image(path) -> tuple[str | None, tuple[int, ...]]:
+    """(tifffile axes or None for .npy, shape) from the header, without reading pixels."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head[:6] == b"\x93NUMPY":
+        return None, tuple(np.load(path, allow_pickle=False, mmap_mode="r").shape)
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        return str(series.axes), tuple(series.shape)
+
+
 def _load(path: Path):
     with open(path, "rb") as fh:
         head = fh.read(8)
     if head[:6] == b"\x93NUMPY":
         data = np.load(path, allow_pickle=False, mmap_mode="r")
-        return np.asarray(data), {}, "npy"
+        return np.asarray(data), {}, "npy", None
     if head[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         raise FormatError(
             f"{path}: expected a TIFF (II*/MM* signature) or .npy file; found bytes {head[:8]!r}"
@@ -164,6 +253,7 @@ def _load(path: Path):
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         data = series.asarray()
+        axes = str(series.axes)
         info = {}
         fmt = "tiff"
         if tif.is_ome and tif.ome_metadata:
@@ -178,7 +268,7 @@ def _load(path: Path):
                 info["px_X"] = px
                 info["px_source"] = "ImageJ unit + resolution" if ij else "TIFF resolution tags"
                 fmt = "imagej-tiff" if ij else fmt
-    return data, info, fmt
+    return data, info, fmt, axes
 
 
 def write_image(path, image: DensityImage) -> Path:
@@ -215,10 +305,14 @@ def write_image(path, image: DensityImage) -> Path:
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temp file next to ``path``, then ``os.replace``."""
+    """Call ``write(tmp_path)`` on a temp file next to ``path``, then ``os.replace``.
+
+    The temporary file is created with mode 0666 less the user's umask, like any file the user
+    writes (``tempfile.mkstemp`` makes 0600 files, which a lab group could not read).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = str(path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -1,8 +1,18 @@
-"""The ``.smlm`` zip format: ``manifest.json`` plus little-endian binary tables."""
+"""The ``.smlm`` zip format: ``manifest.json`` plus little-endian binary tables.
+
+Manifest layout (SMLM file format 0.2, as written by locan, ThunderSTORM's SMLM plugin and the
+SMLM web app): ``formats`` maps a format name to ``headers`` / ``dtype`` / ``shape`` / ``units``
+(``columns`` is their count); each ``files`` entry names its member, ``format``, ``rows``
+(a JSON number or, from protobuf writers such as locan, a string) and ``offset``, a mapping
+column -> value added to that column (the spec's way of storing signed data in unsigned types;
+locan writes 0 for every column). A plain number as ``offset`` is read as a byte offset into
+the member (older files of this reader's tests).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 
 import numpy as np
@@ -15,9 +25,17 @@ _NAMES = {
     "y_nm": ("y", "position_y", "y_nm", "ynm", "ypos"),
     "z_nm": ("z", "position_z", "z_nm", "znm", "zpos"),
     "frame": ("frame", "frame_ix", "t"),
-    "sigma_nm": ("sigma_nm", "precision", "uncertainty_xy", "uncertainty", "locprec"),
+    "sigma_nm": (
+        "sigma_nm",
+        "precision",
+        "uncertainty_xy",
+        "uncertainty",
+        "uncertainty_x",
+        "x_precision",
+        "locprec",
+    ),
     "photons": ("photons", "intensity", "phot"),
-    "background": ("background", "bg"),
+    "background": ("background", "local_background", "bg"),
     "channel": ("channel",),
 }
 _DTYPES = {
@@ -62,10 +80,68 @@ def _table_entry(manifest: dict, path) -> tuple[dict, dict]:
     raise FormatError(f"{path_name(path)}: .smlm manifest lists no table")
 
 
+def _int_field(value, what: str, path) -> int:
+    """An integer manifest field that may be a JSON number or a numeric string (protobuf)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number != int(number) or number < 0:
+        raise FormatError(
+            f"{path_name(path)}: .smlm manifest field {what!r}: expected a non-negative integer, "
+            f"found {value!r}"
+        )
+    return int(number)
+
+
+def _offsets(entry: dict, fmt: dict, headers: list[str], path) -> tuple[int, dict[int, float]]:
+    """(byte offset into the member, {column index: value offset}) from the manifest."""
+    raw = entry.get("offset", fmt.get("offset", 0))
+    if raw is None or raw == "":
+        return 0, {}
+    if not isinstance(raw, dict):
+        return _int_field(raw, "offset", path), {}
+    values = {}
+    for column, value in raw.items():
+        name = str(column).strip().lower()
+        if name not in headers:
+            raise FormatError(
+                f"{path_name(path)}: .smlm 'offset' names column {column!r}, which is not in "
+                f"the headers {headers}"
+            )
+        try:
+            values[headers.index(name)] = float(value)
+        except (TypeError, ValueError) as exc:
+            raise FormatError(
+                f"{path_name(path)}: .smlm 'offset' of column {column!r}: expected a number, "
+                f"found {value!r}"
+            ) from exc
+    return 0, values
+
+
+def _record_dtype(dtypes: list[str], shapes, path) -> np.dtype:
+    """The row record; a column of shape n (or [a, b]) holds that many values per row."""
+    if not isinstance(shapes, list) or len(shapes) != len(dtypes):
+        shapes = [1] * len(dtypes)
+    fields = []
+    for i, (name, shape) in enumerate(zip(dtypes, shapes)):
+        base = "<" + np.dtype(name).str[1:]
+        dims = shape if isinstance(shape, list) else [shape]
+        dims = tuple(_int_field(d, "shape", path) for d in dims)
+        fields.append((f"c{i}", base) if dims in ((), (1,)) else (f"c{i}", base, dims))
+    return np.dtype(fields)
+
+
 def read_smlm(path, pixel_size_nm=None):
     given = check_pixel_size(pixel_size_nm, path)
     manifest = read_manifest(path)
     entry, fmt = _table_entry(manifest, path)
+    mode = str(fmt.get("mode", "binary")).strip().lower()
+    if mode != "binary":
+        raise FormatError(
+            f"{path_name(path)}: .smlm table format mode {mode!r} is not supported; expected "
+            "'binary' (text tables belong in a .zip, export them as CSV)"
+        )
     headers = [str(h).strip().lower() for h in (fmt.get("headers") or entry.get("headers") or [])]
     dtypes = [str(d).strip().lower() for d in (fmt.get("dtype") or entry.get("dtype") or [])]
     units = list(fmt.get("units") or entry.get("units") or [None] * len(headers))
@@ -74,15 +150,22 @@ def read_smlm(path, pixel_size_nm=None):
             f"{path_name(path)}: .smlm manifest needs matching 'headers' and numeric 'dtype' "
             f"lists; found headers {headers} and dtype {dtypes}"
         )
+    n_columns = fmt.get("columns")
+    if isinstance(n_columns, (int, str)) and _int_field(n_columns, "columns", path) != len(headers):
+        raise FormatError(
+            f"{path_name(path)}: .smlm manifest says 'columns': {n_columns} but lists "
+            f"{len(headers)} headers"
+        )
     if len(units) != len(headers):
         units = [None] * len(headers)
     dtypes = [
         {"float": "float32", "double": "float64", "int": "int32", "uint": "uint32"}.get(d, d)
         for d in dtypes
     ]
-    record = np.dtype([(f"c{i}", "<" + np.dtype(d).str[1:]) for i, d in enumerate(dtypes)])
-    rows = int(entry.get("rows", fmt.get("rows", -1)))
-    offset = int(fmt.get("offset", entry.get("offset", 0)) or 0)
+    record = _record_dtype(dtypes, fmt.get("shape"), path)
+    rows = entry.get("rows", fmt.get("rows"))
+    rows = -1 if rows is None else _int_field(rows, "rows", path)
+    offset, value_offsets = _offsets(entry, fmt, headers, path)
     member = entry.get("name") or entry.get("data") or entry.get("file")
     with zipfile.ZipFile(path) as zf:
         if member not in zf.namelist():
@@ -110,6 +193,12 @@ def read_smlm(path, pixel_size_nm=None):
         if idx is None:
             continue
         values = table[f"c{idx}"].astype(np.float64)
+        if values.ndim != 1:
+            raise FormatError(
+                f"{path_name(path)}: .smlm column {headers[idx]!r} holds {values.shape[1:]} "
+                "values per localisation; expected one"
+            )
+        values = values + value_offsets.get(idx, 0.0)
         if canonical in ("x_nm", "y_nm", "z_nm", "sigma_nm"):
             unit = units[idx] or parse_unit(headers[idx])[1] or "nm"
             factor = unit_factor(str(unit), given, path=path, column=headers[idx])
