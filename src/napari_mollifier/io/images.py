@@ -20,6 +20,7 @@ import numpy as np
 
 from ._table import NM_PER_UNIT, check_pixel_size
 from .errors import FormatError
+from .limits import check_image
 from .types import DensityImage
 
 MAX_CHANNELS = 4
@@ -83,26 +84,36 @@ def _resolution_nm(page, imagej_meta) -> float | None:
     return size if size <= _MAX_DISPLAY_PIXEL_NM else None
 
 
-def read_image(path, pixel_size_nm: float | None = None) -> DensityImage:
+def read_image(
+    path, pixel_size_nm: float | None = None, max_megapixels: float | None = None
+) -> DensityImage:
     """Read a density image with its pixel size.
 
     Returns a :class:`DensityImage` whose ``data`` is (H, W) float, or (C, H, W) for images
     with 2..4 channels (``metadata["axes"] == "CYX"``, e.g. simulated (phi_w, phi_d)).
     Integer data is converted to float32.
 
+    The declared shape and dtype are checked before any pixel is read: more than
+    ``max_megapixels`` million pixels (default ``limits.MAX_IMAGE_MEGAPIXELS``), a shape that is
+    not (Y, X) or (C, Y, X), or uncompressed pixel data reaching past the end of the file is a
+    FormatError (a small compressed file can declare gigabytes).
+
     Raises
     ------
     FormatError
-        Unreadable file, unsupported dimensionality, or no pixel size anywhere and none given.
+        Unreadable file, unsupported dimensionality, declared size over the limit, or no pixel
+        size anywhere and none given.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     given = check_pixel_size(pixel_size_nm, path)
     try:
-        data, info, fmt = _load(path)
+        data, info, fmt = _load(path, max_megapixels)
     except FormatError:
         raise
+    except MemoryError as exc:
+        raise FormatError(f"{path}: not enough memory to read the image ({exc})") from exc
     except Exception as exc:  # tifffile / numpy raise many types on corrupt files
         raise FormatError(
             f"{path}: could not read as a TIFF / OME-TIFF / .npy image "
@@ -149,10 +160,56 @@ def read_image(path, pixel_size_nm: float | None = None) -> DensityImage:
     )
 
 
-def _load(path: Path):
+def _check_declared(path: Path, shape, dtype, max_megapixels) -> None:
+    """Refuse, before reading, a declared shape that is too big or not an image."""
+    squeezed = tuple(int(n) for n in shape if int(n) != 1)
+    if len(squeezed) > 3 or (len(squeezed) == 3 and not 2 <= squeezed[0] <= MAX_CHANNELS):
+        raise FormatError(
+            f"{path}: expected a 2-D (Y, X) image or (C, Y, X) with 2..{MAX_CHANNELS} channels; "
+            f"found shape {tuple(int(n) for n in shape)} declared in the file (nothing was read)"
+        )
+    check_image(path.name, squeezed, np.dtype(dtype).itemsize, max_megapixels)
+
+
+def _check_npy(path: Path, max_megapixels) -> None:
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read_header(fh)
+        header_end = fh.tell()
+    _check_declared(path, shape, dtype, max_megapixels)
+    declared = header_end + math.prod(shape) * dtype.itemsize
+    if declared > path.stat().st_size:
+        raise FormatError(
+            f"{path}: .npy header declares shape {shape} of {dtype} ({declared} bytes) but the "
+            f"file has {path.stat().st_size} bytes: truncated"
+        )
+
+
+def _check_tiff(tif, series, path: Path, max_megapixels) -> None:
+    """Shape / size of the first series, and uncompressed strips inside the file."""
+    _check_declared(path, series.shape, series.dtype, max_megapixels)
+    size = path.stat().st_size
+    for page in series.pages:
+        if page is None or int(getattr(page, "compression", 1)) != 1:
+            continue  # compressed: bounded by the shape check above
+        ends = [o + c for o, c in zip(page.dataoffsets, page.databytecounts)]
+        if ends and max(ends) > size:
+            raise FormatError(
+                f"{path}: TIFF pixel data declared up to byte {max(ends)} but the file has "
+                f"{size} bytes: truncated"
+            )
+
+
+def _load(path: Path, max_megapixels=None):
     with open(path, "rb") as fh:
         head = fh.read(8)
     if head[:6] == b"\x93NUMPY":
+        _check_npy(path, max_megapixels)
         data = np.load(path, allow_pickle=False, mmap_mode="r")
         return np.asarray(data), {}, "npy"
     if head[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
@@ -163,6 +220,7 @@ def _load(path: Path):
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
+        _check_tiff(tif, series, path, max_megapixels)
         data = series.asarray()
         info = {}
         fmt = "tiff"
