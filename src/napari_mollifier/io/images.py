@@ -85,13 +85,19 @@ def _resolution_nm(page, imagej_meta) -> float | None:
 
 
 def read_image(
-    path, pixel_size_nm: float | None = None, max_megapixels: float | None = None
+    path,
+    pixel_size_nm: float | None = None,
+    max_megapixels: float | None = None,
+    channel: int | None = None,
 ) -> DensityImage:
     """Read a density image with its pixel size.
 
     Returns a :class:`DensityImage` whose ``data`` is (H, W) float, or (C, H, W) for images
-    with 2..4 channels (``metadata["axes"] == "CYX"``, e.g. simulated (phi_w, phi_d)).
-    Integer data is converted to float32.
+    with 2..4 channels (``metadata["axes"] == "CYX"``, channel names in
+    ``metadata["channel_names"]``; two channels are phase fields only when named ``phi_w``,
+    ``phi_d``, see ``ChromatinFields.from_density``). ``channel`` keeps only that channel
+    (index), giving an (H, W) image with ``metadata["channel"]`` naming it. Integer data is
+    converted to float32.
 
     The declared shape and dtype are checked before any pixel is read: more than
     ``max_megapixels`` million pixels (default ``limits.MAX_IMAGE_MEGAPIXELS``), a shape that is
@@ -147,6 +153,8 @@ def read_image(
             f"{path}: expected a 2-D (Y, X) image or (C, Y, X) with 2..{MAX_CHANNELS} channels; "
             f"found shape {data.shape}"
         )
+    if channel is not None:
+        data = _pick_channel(path, data, meta, channel)
     if data.dtype.kind not in "f":
         if data.dtype.kind not in "iub":
             raise FormatError(f"{path}: expected a numeric image; found dtype {data.dtype}")
@@ -158,6 +166,20 @@ def read_image(
         metadata=meta,
         path=path,
     )
+
+
+def _pick_channel(path: Path, data, meta: dict, channel) -> np.ndarray:
+    """Channel ``channel`` of a (C, H, W) image (metadata updated); 0 of a 2-D image."""
+    n = data.shape[0] if data.ndim == 3 else 1
+    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)):
+        raise FormatError(f"{path}: channel must be a channel index, found {channel!r}")
+    if not 0 <= int(channel) < n:
+        raise FormatError(f"{path}: channel {channel} asked for; the image has channels 0..{n - 1}")
+    if data.ndim == 2:
+        return data
+    names = meta.pop("channel_names")
+    meta.update(axes="YX", channel=str(names[int(channel)]), channel_index=int(channel))
+    return np.ascontiguousarray(data[int(channel)])
 
 
 def _check_declared(path: Path, shape, dtype, max_megapixels) -> None:
