@@ -7,10 +7,12 @@ summary (``summary.csv``) with status "ok", "resumed", "error" or "not run" (int
 from __future__ import annotations
 
 import csv
+import errno
 import io as _stdio
 import math
 import os
 import shutil
+import stat
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..inverse.config import InferenceConfig
+from . import _signals
 from .pipeline import (
     STATUS_ERROR,
     TMP_DIRNAME,
@@ -40,7 +43,9 @@ STATUS_NOT_RUN = "not run"
 EXIT_OK = 0  # every input succeeded (or was already complete with --resume)
 EXIT_SOME_FAILED = 1  # at least one input failed; the others were written
 EXIT_USAGE = 2  # bad arguments / config, no inputs, outputs in the way, dask missing
-EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM; finished outputs are complete, the rest "not run"
+EXIT_OUTPUT = 3  # the output folder cannot be written (read-only, no permission, disk full)
+EXIT_INTERRUPTED = _signals.EXIT_INTERRUPTED  # 130: SIGINT (Ctrl-C); finished outputs complete
+EXIT_TERMINATED = _signals.EXIT_TERMINATED  # 143: SIGTERM; finished outputs are complete
 
 SUMMARY_COLUMNS = (
     "input",
@@ -63,6 +68,48 @@ class BatchUsageError(ValueError):
     """The run cannot start (arguments, config, inputs or outputs); nothing was processed."""
 
 
+class BatchOutputError(OSError):
+    """The output folder cannot be written (read-only, permission denied, disk full): the run
+    stops; outputs finished before are complete. The message names the folder and the cause."""
+
+
+#: errno values that mean "this output folder cannot take more files" (stop the whole run)
+OUTPUT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+)
+
+
+def output_error(out_dir: str | Path, exc: OSError, what: str = "outputs") -> BatchOutputError:
+    """One-line :class:`BatchOutputError` for ``exc`` raised while writing ``what``."""
+    cause = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        advice = "free some space (or choose another folder with -o) and run again with --resume"
+    else:
+        advice = "choose a writable folder with -o, or fix its permissions"
+    where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+    return BatchOutputError(
+        exc.errno, f"cannot write {what} to the output folder {out_dir}: {cause}{where}; {advice}"
+    )
+
+
+def _non_regular(path: Path) -> str | None:
+    """'a FIFO', 'a character device', ... for an existing entry that is neither a regular file
+    nor a folder (found with stat: never opened, a FIFO would block), else None."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
 @dataclass
 class Job:
     """One input and the output name planned for it."""
@@ -77,13 +124,16 @@ def discover_inputs(
     pattern: str | None = None,
     recursive: bool = False,
     exclude: Iterable[str | Path] = (),
+    skipped: list[tuple[Path, str]] | None = None,
 ) -> tuple[list[Job], list[Path]]:
     """Expand files and folders into jobs with unique output names.
 
     Files named explicitly are always taken (an unsupported one becomes an error row).
     Folders contribute the files matching ``pattern`` (default ``*``; searched in sub-folders
     too with ``recursive``) whose suffix is a supported format, skipping hidden files and
-    anything under ``exclude`` (the output folder). Output names mirror sub-folders.
+    anything under ``exclude`` (the output folder). Output names mirror sub-folders. Entries
+    that are not regular files (FIFOs, devices, sockets), named or found in a folder, are never
+    opened: they are appended to ``skipped`` as ``(path, what it is)``.
 
     Returns
     -------
@@ -102,8 +152,13 @@ def discover_inputs(
     seen: set[Path] = set()
     found: list[tuple[Path, Path]] = []  # (path, output name relative to OUT_DIR)
     ignored: list[Path] = []
+    skipped = [] if skipped is None else skipped
     for item in inputs:
         item = Path(item)
+        kind = _non_regular(item)
+        if kind is not None:
+            skipped.append((item, kind))
+            continue
         if item.is_file():
             key = item.resolve()
             if key not in seen:
@@ -115,7 +170,13 @@ def discover_inputs(
         matches = item.rglob(pattern or "*") if recursive else item.glob(pattern or "*")
         for path in sorted(matches):
             rel = path.relative_to(item)
-            if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            if any(part.startswith(".") for part in rel.parts):
+                continue
+            kind = _non_regular(path)
+            if kind is not None:
+                skipped.append((path, kind))
+                continue
+            if not path.is_file():
                 continue
             key = path.resolve()
             if any(key.is_relative_to(ex) for ex in excluded) or key in seen:
@@ -216,7 +277,10 @@ def run_batch(
     if out_dir.exists() and not out_dir.is_dir():
         raise BatchUsageError(f"output {str(out_dir)!r} exists and is not a folder")
 
-    jobs, ignored = discover_inputs(inputs, pattern, recursive, exclude=[out_dir])
+    skipped: list[tuple[Path, str]] = []
+    jobs, ignored = discover_inputs(inputs, pattern, recursive, [out_dir], skipped)
+    for path, kind in skipped:
+        _say(stream, f"skipping {path}: {kind}, not a regular file (not opened)")
     if ignored:
         shown = ", ".join(p.name for p in ignored[:5]) + (" ..." if len(ignored) > 5 else "")
         _say(stream, f"ignoring {len(ignored)} file(s) of unsupported type: {shown}")
@@ -255,11 +319,14 @@ def run_batch(
             "keep complete ones and do the rest, or --overwrite to redo everything"
         )
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out_dir / TMP_DIRNAME, ignore_errors=True)  # leftovers of a killed run
     config_path = out_dir / CONFIG_NAME
     summary_path = out_dir / SUMMARY_NAME
-    atomic_write_text(config_path, _config_yaml(config))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(out_dir / TMP_DIRNAME, ignore_errors=True)  # leftovers of a killed run
+        atomic_write_text(config_path, _config_yaml(config))
+    except OSError as exc:
+        raise output_error(out_dir, exc, CONFIG_NAME) from exc
 
     total = len(jobs)
     n_done = [total - len(todo)]
@@ -278,22 +345,28 @@ def run_batch(
     )
 
     def finished(index: int, report: FileReport) -> None:
+        signum = _signals.received()
+        if signum is not None:  # an interrupt that surfaced as this file's error: "not run"
+            raise _signals.Interrupted(signum)
         reports[index] = report
         n_done[0] += 1
         _say(stream, _file_line(n_done[0], total, report))
         if report.traceback:
             _say(stream, report.traceback.rstrip())
-        write_summary(summary_path, jobs, reports)
+        _write_summary_or_stop(summary_path, jobs, reports, out_dir)
 
     try:
         if workers is None and scheduler is None:
             _run_sequential(jobs, todo, out_dir, config, finished, stream)
         else:
             _run_dask(jobs, todo, out_dir, config, finished, stream, workers, scheduler)
-    except KeyboardInterrupt:
-        write_summary(summary_path, jobs, reports)
+    except (KeyboardInterrupt, BatchOutputError):
+        try:
+            write_summary(summary_path, jobs, reports)
+        except OSError:
+            pass  # the folder refuses writes: the error or interrupt is what the user sees
         raise
-    write_summary(summary_path, jobs, reports)
+    _write_summary_or_stop(summary_path, jobs, reports, out_dir)
     final = [r for r in reports if r is not None]
     failed = any(r.status != "ok" and r.status != "resumed" for r in final)
     return BatchResult(
@@ -304,6 +377,13 @@ def run_batch(
         exit_status=EXIT_SOME_FAILED if failed else EXIT_OK,
         wall_s=time.perf_counter() - t_start,
     )
+
+
+def _write_summary_or_stop(summary_path, jobs, reports, out_dir) -> None:
+    try:
+        write_summary(summary_path, jobs, reports)
+    except OSError as exc:
+        raise output_error(out_dir, exc, SUMMARY_NAME) from exc
 
 
 def _config_differs(old: dict | None, new: dict) -> bool:
@@ -442,6 +522,8 @@ def _run_dask(jobs, todo, out_dir, config, finished, stream, workers, scheduler)
                     report.maps_path, report.json_path = (
                         str(p) for p in output_paths(out_dir, job.stem)
                     )
+            except BatchOutputError:  # the output folder is full / read-only: stop the run
+                raise
             except Exception as exc:  # a killed worker, a lost connection: report, go on
                 report = FileReport(
                     input=str(job.path),

@@ -113,6 +113,8 @@ def read_image(
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
+    if not path.is_file():  # stat only: opening a FIFO would block
+        raise FormatError(f"{path}: expected a regular image file, found {_kind_of(path)}")
     given = check_pixel_size(pixel_size_nm, path)
     try:
         data, info, fmt = _load(path, max_megapixels)
@@ -166,6 +168,10 @@ def read_image(
         metadata=meta,
         path=path,
     )
+
+
+def _kind_of(path: Path) -> str:
+    return "a directory" if path.is_dir() else "a FIFO, device or socket"
 
 
 def _pick_channel(path: Path, data, meta: dict, channel) -> np.ndarray:

@@ -92,6 +92,8 @@ def read_localisations(
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
         raise FormatError(f"{path}: expected a localisation file, found a directory")
+    if not path.is_file():  # stat only: opening a FIFO would block
+        raise FormatError(f"{path}: expected a regular file, found a FIFO, device or socket")
     try:
         return _dispatch(path, pixel_size_nm, max_localisations)
     except FormatError:
