@@ -280,3 +280,24 @@ def test_mutated_real_files_raise_only_format_error(name, rnd):
             reader(path, pixel_size_nm=10.0 if reader is read_image else None)
         except FormatError as exc:
             assert name in str(exc)
+
+
+# --- absurd pixel sizes, given or stored ------------------------------------------------------
+def test_absurd_pixel_sizes_fail_naming_the_file(tmp_path):
+    tif = tmp_path / "tiny_px.ome.tif"
+    meta = {"axes": "YX", "PhysicalSizeX": 1e-30, "PhysicalSizeXUnit": "nm"}
+    meta.update(PhysicalSizeY=1e-30, PhysicalSizeYUnit="nm")
+    tifffile.imwrite(tif, np.ones((16, 16), np.float32), ome=True, metadata=meta)
+    with pytest.raises(FormatError, match=r"tiny_px.ome.tif: pixel size 1e-30 nm .* outside"):
+        read_image(tif)
+    picasso = tmp_path / "p_locs.hdf5"
+    with h5py.File(picasso, "w") as f:
+        f["locs"] = np.zeros(3, [("frame", "<u4"), ("x", "<f4"), ("y", "<f4")])
+        f["metadata"] = json.dumps({"Pixelsize": 1e-30})
+    with pytest.raises(FormatError, match=r"p_locs.hdf5: pixel size 1e-30 nm"):
+        read_localisations(picasso)
+    table = tmp_path / "px.csv"
+    table.write_text("x_px,y_px\n1,2\n3,4\n")
+    with pytest.raises(FormatError, match=r"px.csv: pixel size 1e-30 nm .*argument"):
+        read_localisations(table, pixel_size_nm=1e-30)
+    assert len(read_localisations(table, pixel_size_nm=100.0)) == 2

@@ -20,7 +20,7 @@ import numpy as np
 
 from ._table import NM_PER_UNIT, check_pixel_size
 from .errors import FormatError
-from .limits import check_image
+from .limits import check_image, check_pixel_size_range
 from .types import DensityImage
 
 MAX_CHANNELS = 4
@@ -136,6 +136,8 @@ def read_image(
             f"{path}: no physical pixel size in the file (looked for OME PhysicalSizeX, ImageJ "
             "unit + resolution, TIFF resolution tags); pass pixel_size_nm"
         )
+    if given is None:
+        check_pixel_size_range(path.name, float(px), source or "the file")
     if given is None and info.get("px_Y") and not math.isclose(info["px_Y"], px, rel_tol=1e-3):
         raise FormatError(
             f"{path}: expected square pixels; found PhysicalSizeX {px} nm and "

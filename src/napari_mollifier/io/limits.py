@@ -28,6 +28,22 @@ MAX_COMPRESSION_RATIO = 1100.0
 MAX_TABLE_COMPRESSION_RATIO = 200.0
 
 
+#: Accepted pixel sizes (nm), given or read from a file: below 0.1 nm or above 10 um a "pixel
+#: size" is a unit error (m read as nm, a display dpi), not a microscope's.
+MIN_PIXEL_SIZE_NM = 0.1
+MAX_PIXEL_SIZE_NM = 10_000.0
+
+
+def check_pixel_size_range(name: str, value: float, source: str = "the file") -> float:
+    """``value`` (nm) if within [MIN_PIXEL_SIZE_NM, MAX_PIXEL_SIZE_NM], else FormatError."""
+    if not MIN_PIXEL_SIZE_NM <= value <= MAX_PIXEL_SIZE_NM:  # NaN fails too
+        raise FormatError(
+            f"{name}: pixel size {value:g} nm (from {source}) is outside the accepted "
+            f"{MIN_PIXEL_SIZE_NM:g} nm .. {MAX_PIXEL_SIZE_NM / 1e3:g} um: check its unit"
+        )
+    return value
+
+
 def _gib(n_bytes: float) -> str:
     return f"{n_bytes / 2**30:.3g} GiB"
 
