@@ -42,10 +42,11 @@ import math
 
 import numpy as np
 
+from ..choices import RENDER_METHODS
 from .errors import FormatError
 from .types import DensityImage, Localisations
 
-RENDER_METHODS = ("gaussian", "histogram")
+__all__ = ["RENDER_METHODS", "render_density"]
 
 #: Default limit on the rendered image, in megapixels (1e6 pixels). 256 MP is a 16384 x 16384
 #: image, 1 GiB as float32: a whole 200 um field of view at 12.5 nm, far more than a nucleus
