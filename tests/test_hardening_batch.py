@@ -8,6 +8,7 @@ and not by luck; before that moment the interpreter itself is starting (nothing 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -236,11 +237,83 @@ def test_read_only_folder_with_resume_when_everything_is_complete(
     assert "effective_config.yaml" in line
 
 
-@pytest.mark.xfail(strict=True, reason="per-file output errors stop the run: pipeline.py, not yet")
 def test_disk_full_during_the_run_stops_with_one_line(inputs, tmp_path, capsys, monkeypatch):
     folder, config = inputs
     out_dir = tmp_path / "out"
     _fail_writes(monkeypatch, errno.ENOSPC, after=1)  # the config is written, then full
     assert main(_args(folder, out_dir, config)) == EXIT_OUTPUT
     line = _one_line_error(capsys, out_dir, "No space left on device")
-    assert "free some space" in line
+    assert "free some space" in line and "cell_0.tif" in line  # stopped at the first file
+    # not complete (no sidecar: --resume redoes it), no temporary files left
+    assert not (out_dir / "cell_0.json").exists()
+    assert not [p for p in out_dir.rglob("*") if p.name.endswith(".tmp")]
+
+
+# --- pixel sizes, empty results, changed inputs ------------------------------------------------
+def _ome_density(path, pixel_nm, seed=0, n=64):
+    meta = {"axes": "YX", "PhysicalSizeX": pixel_nm, "PhysicalSizeXUnit": "nm"}
+    meta.update(PhysicalSizeY=pixel_nm, PhysicalSizeYUnit="nm")
+    tifffile.imwrite(path, _density(n, seed).astype(np.float32), ome=True, metadata=meta)
+
+
+def test_pixel_size_flag_never_replaces_the_files_own(inputs, tmp_path, capsys):
+    _, config = inputs
+    data = tmp_path / "own"
+    data.mkdir()
+    _ome_density(data / "own_px.ome.tif", 25.0)
+    out_dir = tmp_path / "out"
+    args = [str(data), "-o", str(out_dir), "--config", str(config), "--method", "direct"]
+    assert main([*args, "--pixel-size-nm", "40"]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert "warning:" in err and "own_px.ome.tif: the file's pixel size 25 nm" in err
+    assert "ignored" in err
+    meta = json.loads((out_dir / "own_px.json").read_text())
+    assert meta["pixel_size_nm"] == pytest.approx(25.0)
+    assert any("25 nm" in w for w in meta["batch"]["warnings"])
+    # the same value, or none given: no warning
+    assert main([*args, "--pixel-size-nm", "25", "--overwrite"]) == EXIT_OK
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_no_valid_pixel_is_an_error_not_ok(tmp_path, capsys):
+    data = tmp_path / "small"
+    data.mkdir()
+    _ome_density(data / "tiny.ome.tif", 25.0, n=40)
+    config = tmp_path / "wide.yaml"  # a mollifier wider than the nucleus: nothing is valid
+    InferenceConfig(mollifier_width=2.0).save(config)
+    out_dir = tmp_path / "out"
+    status = main([str(data), "-o", str(out_dir), "--config", str(config), "--method", "direct"])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "tiny.ome.tif: no valid pixel" in err and "Traceback" not in err
+    assert not (out_dir / "tiny.ome.tif").exists() and not (out_dir / "tiny.json").exists()
+
+
+def test_resume_redoes_an_input_whose_content_changed(inputs, tmp_path, capsys):
+    folder, config = inputs
+    out_dir = tmp_path / "out"
+    assert main(_args(folder, out_dir, config)) == EXIT_OK
+    meta = json.loads((out_dir / "cell_0.json").read_text())
+    assert meta["batch"]["input_size"] == (folder / "cell_0.tif").stat().st_size
+    assert len(meta["batch"]["input_sha256"]) == 64
+    before = tifffile.imread(out_dir / "cell_0.ome.tif")
+    capsys.readouterr()
+    # same name, same size, other content
+    tifffile.imwrite(folder / "cell_0.tif", _density(seed=7).astype(np.float32))
+    assert (folder / "cell_0.tif").stat().st_size == meta["batch"]["input_size"]
+    assert main(_args(folder, out_dir, config, "--resume")) == EXIT_OK
+    err = capsys.readouterr().err
+    assert "cell_0.tif changed since" in err and "sha256" in err and "redoing" in err
+    rows = {r["input"].split("/")[-1]: r["status"] for r in _summary(out_dir)}
+    assert rows == {"cell_0.tif": "ok", "cell_1.tif": "resumed"}
+    assert not np.array_equal(tifffile.imread(out_dir / "cell_0.ome.tif"), before)
+    # unchanged now: resumed without a warning
+    assert main(_args(folder, out_dir, config, "--resume")) == EXIT_OK
+    assert "changed since" not in capsys.readouterr().err
+
+
+def _summary(out_dir):
+    import csv
+
+    with open(out_dir / "summary.csv", newline="") as fh:
+        return list(csv.DictReader(fh))

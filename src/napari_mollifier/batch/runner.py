@@ -24,6 +24,7 @@ from .pipeline import (
     TMP_DIRNAME,
     FileReport,
     atomic_write_text,
+    input_changed,
     output_paths,
     process_file,
     read_complete_sidecar,
@@ -148,6 +149,8 @@ def run_batch(
             raise _signals.Interrupted(signum)
         reports[index] = report
         n_done[0] += 1
+        for warning in report.warnings:
+            say(stream, f"warning: {warning}")
         say(stream, file_line(n_done[0], len(jobs), report))
         if report.traceback:
             say(stream, report.traceback.rstrip())
@@ -220,6 +223,14 @@ def _plan(jobs, out_dir: Path, config, resume: bool, overwrite: bool, stream):
     for i, job in enumerate(jobs):
         maps_path, json_path = output_paths(out_dir, job.stem)
         meta = read_complete_sidecar(out_dir, job.stem)
+        changed = input_changed(meta, job.path) if meta is not None and resume else None
+        if changed is not None:
+            say(
+                stream,
+                f"warning: {job.path} changed since {json_path} was made ({changed}); redoing it",
+            )
+            todo.append(i)
+            continue
         if meta is not None and resume:
             reports[i] = report_from_sidecar(str(job.path), out_dir, job.stem, meta)
             if _config_differs(meta.get("config"), current_config):
