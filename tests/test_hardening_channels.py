@@ -100,3 +100,32 @@ def test_single_channel_rejects_a_channel_that_is_not_there():
         ChromatinFields.from_density(_density(), pixel_size_nm=20.0, channel="phases")
     fields = ChromatinFields.from_density(_density(), pixel_size_nm=20.0, channel=0)
     assert fields.phi_h.shape == (96, 96)
+
+
+def test_the_pipeline_asks_for_the_channel_and_takes_the_config_choice(tmp_path):
+    from napari_mollifier.inverse.config import InferenceConfig
+    from napari_mollifier.pipeline import fields_from_density, load_density
+
+    path = tmp_path / "two_colour.ome.tif"
+    stack = _two_channel_tiff(path, ["H2B", "DNA"])
+    config = InferenceConfig(method="direct")
+    density = load_density(path, config)
+    with pytest.raises(FieldsError, match="density_channel"):
+        fields_from_density(density, config)
+    chosen = fields_from_density(density, config.replace(density_channel=1))
+    alone = ChromatinFields.from_density(DensityImage(stack[1].astype(np.float64), 20.0))
+    np.testing.assert_allclose(chosen.phi_h, alone.phi_h)
+
+
+def test_render_limit_is_a_config_field(tmp_path):
+    from napari_mollifier.inverse.config import InferenceConfig
+    from napari_mollifier.io.render import MAX_RENDER_MEGAPIXELS
+    from napari_mollifier.pipeline import load_density
+
+    assert InferenceConfig().render.max_render_megapixels == MAX_RENDER_MEGAPIXELS
+    table = tmp_path / "wide.csv"
+    table.write_text("x [nm],y [nm]\n0,0\n20000,20000\n")
+    config = InferenceConfig(render={"max_render_megapixels": 0.5})
+    with pytest.raises(FormatError, match="wide.csv: rendering would make .* limit is 0.5 megapix"):
+        load_density(table, config)
+    assert load_density(table, InferenceConfig()).data.shape[0] > 1000

@@ -101,7 +101,10 @@ def _warn_if_overridden(path: Path, loaded, given_nm: float | None) -> None:
 def _render(locs, config: InferenceConfig, timings: dict):
     t0 = time.perf_counter()
     density = mio.render_density(
-        locs, pixel_size_nm=config.render.pixel_size_nm, method=config.render.method
+        locs,
+        pixel_size_nm=config.render.pixel_size_nm,
+        method=config.render.method,
+        max_render_megapixels=config.render.max_render_megapixels,
     )
     timings["render"] = time.perf_counter() - t0
     return density
@@ -122,7 +125,11 @@ def fields_from_density(density, config: InferenceConfig, mask=None) -> Chromati
     if isinstance(density, ChromatinFields):
         return density
     return ChromatinFields.from_density(
-        density, mask=mask, params=config.model, calibration=config.calibration
+        density,
+        mask=mask,
+        params=config.model,
+        calibration=config.calibration,
+        channel=config.density_channel,
     )
 
 
