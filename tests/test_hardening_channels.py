@@ -123,8 +123,10 @@ def test_render_limit_is_a_config_field(tmp_path):
     from napari_mollifier.pipeline import load_density
 
     assert InferenceConfig().render.max_render_megapixels == MAX_RENDER_MEGAPIXELS
+    rng = np.random.default_rng(0)
     table = tmp_path / "wide.csv"
-    table.write_text("x [nm],y [nm]\n0,0\n20000,20000\n")
+    rows = "\n".join(f"{x:.1f},{y:.1f}" for x, y in rng.uniform(0, 20000, (2000, 2)))
+    table.write_text("x [nm],y [nm]\n" + rows + "\n")
     config = InferenceConfig(render={"max_render_megapixels": 0.5})
     with pytest.raises(FormatError, match="wide.csv: rendering would make .* limit is 0.5 megapix"):
         load_density(table, config)

@@ -114,3 +114,33 @@ def test_sparse_wide_table_costs_only_the_output(method):
     img = out["img"]
     assert img.data.sum() == pytest.approx(14, rel=1e-4)
     assert peak < 1.3 * img.data.nbytes, (peak / 2**20, img.data.nbytes / 2**20)
+
+
+def test_sparse_table_spread_widely_is_refused_fast_in_the_pipeline(tmp_path):
+    # the real-world case: 14 localisations spread over 150 um would render a 56 MP image
+    # and keep the estimators busy for minutes on nothing; refused before allocating
+    from napari_mollifier.inverse.config import InferenceConfig
+    from napari_mollifier.pipeline import load_density
+
+    rng = np.random.default_rng(5)
+    path = tmp_path / "oni_14.csv"
+    rows = "\n".join(
+        f"0,{i},{x:.1f},{y:.1f},0,1000,10"
+        for i, (x, y) in enumerate(rng.uniform(0, 150e3, (14, 2)))
+    )
+    path.write_text("Channel,Frame,X (nm),Y (nm),Z (nm),Photons,Background\n" + rows + "\n")
+    caught = {}
+
+    def run():
+        with pytest.raises(FormatError) as info:
+            load_density(path, InferenceConfig())
+        caught["msg"] = str(info.value)
+
+    assert _peak_bytes(run) < 16 << 20
+    assert "oni_14.csv: 14 localisations spread over" in caught["msg"]
+    assert "too sparse" in caught["msg"] and "per megapixel" in caught["msg"]
+    # the library renders it when asked to (no sparsity check by default)
+    locs = _locs(rng.uniform(0, 20e3, 14), rng.uniform(0, 20e3, 14))
+    assert render_density(locs, 20.0, "histogram").data.sum() == 14
+    with pytest.raises(FormatError, match="too sparse"):
+        render_density(locs, 20.0, "histogram", min_localisations_per_megapixel=100)

@@ -192,7 +192,14 @@ def localisation_layer_data(path: str | os.PathLike) -> list[LayerData]:
     n_locs = len(locs.table)
     if n_locs == 0:
         raise mio.FormatError(f"{path}: the file holds no localisations; nothing to render")
-    density = mio.render_density(locs, pixel_size_nm=RENDER_PIXEL_SIZE_NM, method=RENDER_METHOD)
+    from .io.render import MIN_LOCALISATIONS_PER_MEGAPIXEL
+
+    density = mio.render_density(
+        locs,
+        pixel_size_nm=RENDER_PIXEL_SIZE_NM,
+        method=RENDER_METHOD,
+        min_localisations_per_megapixel=MIN_LOCALISATIONS_PER_MEGAPIXEL,
+    )
     name = _stem(path)
     extra = {
         "n_localisations": int(n_locs),

@@ -105,6 +105,7 @@ def _render(locs, config: InferenceConfig, timings: dict):
         pixel_size_nm=config.render.pixel_size_nm,
         method=config.render.method,
         max_render_megapixels=config.render.max_render_megapixels,
+        min_localisations_per_megapixel=config.render.min_localisations_per_megapixel,
     )
     timings["render"] = time.perf_counter() - t0
     return density

@@ -68,12 +68,18 @@ class RenderOptions:
     max_render_megapixels : float
         Largest rendered image (million pixels); a table spread wider is refused before
         anything is allocated (``io.render.MAX_RENDER_MEGAPIXELS``).
+    min_localisations_per_megapixel : float
+        A table with fewer localisations per million pixels of the image it spans is refused
+        before rendering (stray localisations, a unit error; ``io.render``'s constant).
     """
 
     pixel_size_nm: float = option(20.0, low=0.1, high=10_000, unit="nm", doc="render pixel size")
     method: str = option("gaussian", choices=RENDER_METHODS, doc="render method")
     max_render_megapixels: float = option(
         256.0, low=0, low_open=True, unit="megapixels", doc="largest rendered image"
+    )
+    min_localisations_per_megapixel: float = option(
+        100.0, low=0, unit="per megapixel", doc="sparsest table rendered"
     )
 
     def __post_init__(self) -> None:

@@ -52,6 +52,11 @@ __all__ = ["RENDER_METHODS", "render_density"]
 #: image, 1 GiB as float32: a whole 200 um field of view at 12.5 nm, far more than a nucleus
 #: (16 um at 10 nm is 2.6 MP). Keyword ``max_render_megapixels`` (config field of the same name).
 MAX_RENDER_MEGAPIXELS = 256.0
+#: Sparsity guard of the pipeline and the napari reader (localisations per megapixel of the
+#: image they would render to): 100 per MP is 0.25 per um^2 at 20 nm pixels, where a nucleus
+#: has thousands; fewer means stray localisations or a unit error, and the estimators would
+#: spend minutes on an empty image (a 14-localisation table spread over 300 um).
+MIN_LOCALISATIONS_PER_MEGAPIXEL = 100.0
 #: Upper bound (nm) on any localisation precision used as a Gaussian sigma.
 MAX_SIGMA_NM = 250.0
 #: Widest Gaussian window (pixels per side) a localisation may spread over.
@@ -117,6 +122,24 @@ def _grid(x, y, pixel_size_nm, origin_nm, shape, margin_px):
     return origin_nm, shape
 
 
+def check_sparsity(shape, pixel_size_nm, x, min_per_megapixel, source=None) -> None:
+    """Raise :class:`FormatError` when ``x.size`` localisations are fewer than
+    ``min_per_megapixel`` per million pixels of a ``shape`` image (None: no check)."""
+    if min_per_megapixel is None or x.size == 0:
+        return
+    h, w = int(shape[0]), int(shape[1])
+    per_mp = x.size / (h * w / 1e6)
+    if per_mp >= float(min_per_megapixel):
+        return
+    raise FormatError(
+        f"{source or 'localisations'}: {x.size} localisations spread over "
+        f"{h * pixel_size_nm / 1e3:.4g} x {w * pixel_size_nm / 1e3:.4g} um ({h} x {w} pixels of "
+        f"{pixel_size_nm:g} nm) are {per_mp:.3g} per megapixel, too sparse for a density image "
+        f"(at least {float(min_per_megapixel):g}; a nucleus has thousands): remove stray "
+        "localisations or check the coordinate units"
+    )
+
+
 def sigma_policy(sigma_nm, n, default_sigma_nm, clamp_percentile):
     """Per-localisation sigma (nm, float64) and a description of what was done."""
     info = {"default_sigma_nm": float(default_sigma_nm), "clamp_percentile": clamp_percentile}
@@ -154,6 +177,7 @@ def render_density(
     tile_size: int = 32,
     dtype=np.float32,
     max_render_megapixels: float | None = MAX_RENDER_MEGAPIXELS,
+    min_localisations_per_megapixel: float | None = None,
 ) -> DensityImage:
     """Render localisations to a (H, W) density image (localisations per pixel).
 
@@ -176,6 +200,10 @@ def render_density(
     max_render_megapixels : float, optional
         Refuse (``FormatError``, before allocating) an image of more than this many million
         pixels; None means :data:`MAX_RENDER_MEGAPIXELS`.
+    min_localisations_per_megapixel : float, optional
+        Refuse, before allocating, a table too sparse for the image it spans (fewer
+        localisations per million pixels); None (the default) renders any table. The pipeline
+        and the napari reader pass :data:`MIN_LOCALISATIONS_PER_MEGAPIXEL`.
 
     Returns
     -------
@@ -223,6 +251,7 @@ def render_density(
     if method == "histogram":
         origin_nm, shape = _grid(x, y, pixel_size_nm, origin_nm, shape, 0)
         check_render_size(shape, pixel_size_nm, x, y, max_render_megapixels, source)
+        check_sparsity(shape, pixel_size_nm, x, min_localisations_per_megapixel, source)
         data = _histogram(x, y, pixel_size_nm, origin_nm, shape, dtype)
     else:
         sig = table["sigma_nm"].to_numpy() if "sigma_nm" in table else None
@@ -240,6 +269,7 @@ def render_density(
             )
         origin_nm, shape = _grid(x, y, pixel_size_nm, origin_nm, shape, radius)
         check_render_size(shape, pixel_size_nm, x, y, max_render_megapixels, source)
+        check_sparsity(shape, pixel_size_nm, x, min_localisations_per_megapixel, source)
         data = _gaussian(
             x, y, sigma, pixel_size_nm, origin_nm, shape, radius, int(tile_size), dtype, truncate
         )
