@@ -444,7 +444,7 @@ def test_progress_printer_lines():
 
 
 def test_sigterm_during_pinn_training_leaves_no_partial_output(input_dir, tmp_path):
-    """A batch-queue kill (SIGTERM) mid-training: exit 130, summary says "not run", no files."""
+    """A batch-queue kill (SIGTERM) mid-training: exit 143, summary says "not run", no files."""
     import signal
     import time
 
@@ -479,7 +479,7 @@ def test_sigterm_during_pinn_training_leaves_no_partial_output(input_dir, tmp_pa
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 143, err
     assert output_files(out_dir) == {SUMMARY_NAME, CONFIG_NAME}
     assert [r["status"] for r in read_summary(out_dir)] == ["not run"]
 

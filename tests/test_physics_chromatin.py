@@ -102,7 +102,9 @@ def test_fields_from_phases_and_density():
     f = ChromatinFields.from_phases(phi_w, phi_d, spacing=0.05)
     np.testing.assert_allclose(f.phi_h + f.phi_e + f.phi_w, 1.0)
     np.testing.assert_allclose(f.phi_d, phi_d)
-    stack = ChromatinFields.from_density(np.stack([phi_w, phi_d]), pixel_size_nm=15.0)
+    stack = ChromatinFields.from_density(
+        np.stack([phi_w, phi_d]), pixel_size_nm=15.0, channel="phases"
+    )
     assert stack.spacing == pytest.approx(15.0 / 300.0)
     np.testing.assert_allclose(stack.phi_d, phi_d)
 

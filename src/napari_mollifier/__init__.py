@@ -4,9 +4,11 @@ The engine (``napari_mollifier.mollifier``, ``physics``, ``inverse``, ``io``) is
 library; only the ``_*.py`` modules talk to napari. Heavy modules (torch) are imported lazily.
 """
 
-try:  # written by setuptools metadata at install time
-    from importlib.metadata import PackageNotFoundError, version
+# imported outside the try: an interrupt during this import must not turn the except clause
+# below into a NameError (Ctrl-C while `python -m napari_mollifier.batch` starts)
+from importlib.metadata import PackageNotFoundError, version
 
+try:  # written by setuptools metadata at install time
     __version__ = version("napari-mollifier")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0+unknown"

@@ -13,12 +13,14 @@ cannot use and never raises: it claims a TIFF / .npy only when it is 2-D, a 2-ch
 stack, or a rate-map file with named channels; Z / T stacks, RGB pictures and other layouts go to
 napari's own reader (the widget then asks for a plane or projection). An image without a pixel
 size opens in pixels with a warning; the widget asks for the size. Reading errors (bad columns,
-truncated file) are shown as a napari error notification naming the file; the reader then
-returns napari's "nothing to add" sentinel instead of raising.
+truncated file) and every other failure (``MemoryError``, a library bug: any ``Exception``) are
+shown as ONE napari error notification naming the file and the cause, never a traceback; the
+reader then returns napari's "nothing to add" sentinel.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -38,6 +40,12 @@ MAX_POINTS = 20_000
 
 #: ``io.sniff_format`` names of image formats (everything else it names is a table).
 _IMAGE_FORMATS = ("ome-tiff", "tiff", "npy")
+#: Longest cause quoted in a notification (characters).
+MAX_CAUSE_CHARS = 400
+#: Contrast limits are computed on at most this many pixels (a strided subsample).
+_MAX_LIMIT_SAMPLES = 1 << 20
+
+_log = logging.getLogger(__name__)
 
 LayerData = tuple  # (data, kwargs, layer_type)
 
@@ -102,16 +110,39 @@ def usable_image(path) -> bool:
 def read_paths(path: str | Sequence[str], stack: bool = False) -> list[LayerData]:
     """Read one or more files into napari layer data (a list of ``(data, kwargs, type)``).
 
-    Errors become napari notifications; files that failed add no layer.
+    Never raises an ``Exception``: each failed file becomes one error notification naming the
+    file and the cause (see :func:`failure_message`) and adds no layer.
     """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     layers: list[LayerData] = []
     for p in paths:
         try:
             layers.extend(read_file(p))
-        except (ValueError, OSError) as exc:  # io.FormatError is a ValueError
-            _notify_error(f"napari-mollifier could not open {Path(p).name}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - napari would show a traceback otherwise
+            _log.debug("reading %s failed", p, exc_info=True)
+            _notify_error(failure_message(p, exc))
     return layers or [(None,)]  # napari's sentinel: handled, nothing to add
+
+
+def failure_message(path, exc: BaseException) -> str:
+    """One line naming the file and the cause of ``exc`` (shortened to ``MAX_CAUSE_CHARS``).
+
+    Bad input (``io.FormatError`` and other ValueErrors) is quoted as is; anything else gets
+    its type, and a ``MemoryError`` says what to do about it.
+    """
+    text = " ".join(str(exc).split())
+    if isinstance(exc, MemoryError):
+        cause = (
+            f"not enough memory to open it ({text or 'MemoryError'}); close other layers or "
+            "programs and try again"
+        )
+    elif isinstance(exc, ValueError) and text:
+        cause = text
+    else:
+        cause = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if len(cause) > MAX_CAUSE_CHARS:
+        cause = cause[: MAX_CAUSE_CHARS - 3] + "..."
+    return f"napari-mollifier could not open {Path(path).name}: {cause}"
 
 
 def read_file(path: str | os.PathLike) -> list[LayerData]:
@@ -224,7 +255,14 @@ def localisation_layer_data(path: str | os.PathLike) -> list[LayerData]:
     n_locs = len(locs.table)
     if n_locs == 0:
         raise mio.FormatError(f"{path}: the file holds no localisations; nothing to render")
-    density = mio.render_density(locs, pixel_size_nm=RENDER_PIXEL_SIZE_NM, method=RENDER_METHOD)
+    from .io.render import MIN_LOCALISATIONS_PER_MEGAPIXEL
+
+    density = mio.render_density(
+        locs,
+        pixel_size_nm=RENDER_PIXEL_SIZE_NM,
+        method=RENDER_METHOD,
+        min_localisations_per_megapixel=MIN_LOCALISATIONS_PER_MEGAPIXEL,
+    )
     name = _stem(path)
     extra = {
         "n_localisations": int(n_locs),
@@ -288,8 +326,14 @@ def points_layer_data(table, name: str, max_points: int = MAX_POINTS, seed: int 
 
 
 def robust_limits(data: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:
-    """Contrast limits from percentiles of the finite values (a strictly increasing pair)."""
-    values = np.asarray(data, dtype=np.float64)
+    """Contrast limits from percentiles of the finite values (a strictly increasing pair).
+
+    Large images use a strided subsample of at most ``_MAX_LIMIT_SAMPLES`` pixels, so no
+    full-size float64 copy is made.
+    """
+    values = np.asarray(data).reshape(-1)
+    step = max(1, values.size // _MAX_LIMIT_SAMPLES)
+    values = np.asarray(values[::step], dtype=np.float64)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return (0.0, 1.0)

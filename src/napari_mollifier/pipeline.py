@@ -17,6 +17,7 @@ A source is a path (localisation table or density image), an ``io.Localisations`
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -58,6 +59,8 @@ def load_density(source, config: InferenceConfig, timings: dict | None = None):
         if config.pixel_size_nm is None:
             raise
         loaded = reader(path, pixel_size_nm=config.pixel_size_nm)
+    else:
+        _warn_if_overridden(path, loaded, config.pixel_size_nm)
     timings["read"] = time.perf_counter() - t0
     if kind == "image":
         return loaded
@@ -66,10 +69,43 @@ def load_density(source, config: InferenceConfig, timings: dict | None = None):
     return _render(loaded, config, timings)
 
 
+class PixelSizeWarning(UserWarning):
+    """A pixel size was given that the file's own overrides (the file wins)."""
+
+
+def _warn_if_overridden(path: Path, loaded, given_nm: float | None) -> None:
+    """Warn when ``given_nm`` (config / ``--pixel-size-nm``) disagrees with the file's own
+    pixel size, which is the one used (a table in nm has none: nothing to disagree with)."""
+    if given_nm is None:
+        return
+    if isinstance(loaded, mio.DensityImage):
+        stored, source = loaded.pixel_size_nm, (loaded.metadata or {}).get("pixel_size_source")
+    else:
+        stored = (loaded.metadata or {}).get("pixel_size_nm")
+        source = (loaded.metadata or {}).get("pixel_size_source")
+    if stored is None:
+        return
+    values = np.atleast_1d(np.asarray(stored, dtype=np.float64))
+    if np.allclose(values, float(given_nm), rtol=1e-6, atol=0.0):
+        return
+    shown = " x ".join(f"{v:g}" for v in values)
+    warnings.warn(
+        f"{path}: the file's pixel size {shown} nm ({source or 'file metadata'}) is used; "
+        f"the given pixel_size_nm {float(given_nm):g} nm (--pixel-size-nm / config) only fills "
+        "in a missing one and is ignored for this file",
+        PixelSizeWarning,
+        stacklevel=3,
+    )
+
+
 def _render(locs, config: InferenceConfig, timings: dict):
     t0 = time.perf_counter()
     density = mio.render_density(
-        locs, pixel_size_nm=config.render.pixel_size_nm, method=config.render.method
+        locs,
+        pixel_size_nm=config.render.pixel_size_nm,
+        method=config.render.method,
+        max_render_megapixels=config.render.max_render_megapixels,
+        min_localisations_per_megapixel=config.render.min_localisations_per_megapixel,
     )
     timings["render"] = time.perf_counter() - t0
     return density
@@ -90,7 +126,11 @@ def fields_from_density(density, config: InferenceConfig, mask=None) -> Chromati
     if isinstance(density, ChromatinFields):
         return density
     return ChromatinFields.from_density(
-        density, mask=mask, params=config.model, calibration=config.calibration
+        density,
+        mask=mask,
+        params=config.model,
+        calibration=config.calibration,
+        channel=config.density_channel,
     )
 
 

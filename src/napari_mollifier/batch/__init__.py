@@ -11,53 +11,53 @@ Python use::
     result = run_batch(["data/"], "out/", InferenceConfig(), workers=4)
 
 Importing this package imports neither qtpy nor napari (nor torch nor dask: those load when a
-file is processed or a cluster is started).
+file is processed or a cluster is started). Its names load on first use (PEP 562), so that
+``python -m napari_mollifier.batch`` installs its signal handlers before the engine is imported.
 """
 
-from .cli import build_parser, config_from_args, main
-from .pipeline import (
-    FileReport,
-    input_kind,
-    load_density,
-    output_paths,
-    process_file,
-    read_complete_sidecar,
-)
-from .runner import (
-    CONFIG_NAME,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_SOME_FAILED,
-    EXIT_USAGE,
-    SUMMARY_NAME,
-    BatchResult,
-    BatchUsageError,
-    Job,
-    discover_inputs,
-    run_batch,
-    write_summary,
-)
+import importlib
 
-__all__ = [
-    "CONFIG_NAME",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_SOME_FAILED",
-    "EXIT_USAGE",
-    "SUMMARY_NAME",
-    "BatchResult",
-    "BatchUsageError",
-    "FileReport",
-    "Job",
-    "build_parser",
-    "config_from_args",
-    "discover_inputs",
-    "input_kind",
-    "load_density",
-    "main",
-    "output_paths",
-    "process_file",
-    "read_complete_sidecar",
-    "run_batch",
-    "write_summary",
-]
+#: public name -> submodule that defines it
+_EXPORTS = {
+    "build_parser": "cli",
+    "config_from_args": "cli",
+    "main": "cli",
+    "FileReport": "pipeline",
+    "input_kind": "pipeline",
+    "load_density": "pipeline",
+    "output_paths": "pipeline",
+    "process_file": "pipeline",
+    "read_complete_sidecar": "pipeline",
+    "CONFIG_NAME": "runner",
+    "EXIT_INTERRUPTED": "runner",
+    "EXIT_OK": "runner",
+    "EXIT_OUTPUT": "runner",
+    "EXIT_SOME_FAILED": "runner",
+    "EXIT_TERMINATED": "runner",
+    "EXIT_USAGE": "runner",
+    "SUMMARY_NAME": "runner",
+    "BatchOutputError": "runner",
+    "BatchResult": "runner",
+    "BatchUsageError": "runner",
+    "Job": "runner",
+    "discover_inputs": "runner",
+    "run_batch": "runner",
+    "write_summary": "runner",
+}
+_SUBMODULES = ("cli", "pipeline", "runner")
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBMODULES))

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 
 from ..choices import BACKBONES, DEVICES, RENDER_METHODS
 from ..inverse.config import InferenceConfig
 from ..inverse.registry import estimator_names
+from . import _signals
 from .runner import (
-    EXIT_INTERRUPTED,
+    EXIT_OUTPUT,
     EXIT_USAGE,
+    BatchOutputError,
     BatchUsageError,
     run_batch,
     summary_table,
@@ -33,7 +33,11 @@ exit status:
   1    some inputs failed (see summary.csv); the others were written
   2    usage error: bad option or config, no inputs, outputs in the way, Dask missing or
        unreachable; nothing was processed
-  130  interrupted (Ctrl-C, SIGTERM): finished outputs are complete, the rest are "not run"
+  3    the output folder cannot be written (read-only, permission denied, disk full): the
+       run stopped; finished outputs are complete, run again with --resume
+  130  interrupted by SIGINT (Ctrl-C), at any moment: finished outputs are complete, the
+       rest are "not run"
+  143  terminated by SIGTERM (kill, batch queues), at any moment: as 130
 
 examples:
   napari-mollifier src/napari_mollifier/sample_data/ -o results/
@@ -222,32 +226,29 @@ def config_from_args(args: argparse.Namespace) -> InferenceConfig:
     return config.replace(**overrides) if overrides else config
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def _terminate_as_interrupt():
-    """Treat SIGTERM (batch schedulers, ``kill``) like Ctrl-C so temporary files are removed
-    and the summary is written; returns the previous handler (None off the main thread)."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _raise_interrupt)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (see ``--help``)."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
-        return int(exc.code or 0)
-    verbosity = 0 if args.quiet else 2 if args.verbose else 1
+def _verbosity(args) -> int:
+    """0 quiet, 1 normal, 2 verbose (tracebacks and debug logging)."""
     if args.verbose:
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
-    previous = _terminate_as_interrupt()
+    return 0 if args.quiet else 2 if args.verbose else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (see ``--help``).
+
+    SIGINT and SIGTERM raise :class:`KeyboardInterrupt` for the whole call (temporary files
+    are removed, the summary is written) and give 130 / 143; an unwritable output folder gives
+    one line and 3. Bad input files never raise: they are rows of the summary.
+    """
+    previous = _signals.install()
     try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+            return int(exc.code or 0)
+        verbosity = _verbosity(args)
         config = config_from_args(args)
         result = run_batch(
             args.inputs,
@@ -262,21 +263,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream=sys.stderr,
             verbosity=verbosity,
         )
-    except KeyboardInterrupt:
-        print(
-            "\ninterrupted: finished outputs are complete; run again with --resume to do the rest",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
+        sys.stderr.flush()
+        summary_table(result, sys.stdout)
+        return result.exit_status
+    except KeyboardInterrupt as exc:
+        print("\n" + _signals.MESSAGE, file=sys.stderr)
+        return _signals.status_of(exc)
+    except BatchOutputError as exc:
+        print(f"error: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_OUTPUT
     except ValueError as exc:  # BatchUsageError and config errors: nothing was processed
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-    sys.stderr.flush()
-    summary_table(result, sys.stdout)
-    return result.exit_status
+        _signals.restore(previous)
 
 
 __all__ = [

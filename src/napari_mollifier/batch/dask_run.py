@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..inverse.config import InferenceConfig
 from .discovery import BatchUsageError
+from .faults import BatchOutputError
 from .pipeline import STATUS_ERROR, FileReport, output_paths, process_file
 from .report import say
 
@@ -79,11 +80,8 @@ def run_dask(jobs, todo, out_dir, config, finished, stream, workers, scheduler) 
 def _collect(future, job, out_dir, config) -> FileReport:
     try:
         report = future.result()
-        # report paths in the caller's terms, not the worker's absolute ones
-        report.input = str(job.path)
-        if report.maps_path:
-            report.maps_path, report.json_path = (str(p) for p in output_paths(out_dir, job.stem))
-        return report
+    except BatchOutputError:  # the output folder is read-only or full: stop the run
+        raise
     except Exception as exc:  # a killed worker, a lost connection: report, go on
         return FileReport(
             input=str(job.path),
@@ -93,6 +91,11 @@ def _collect(future, job, out_dir, config) -> FileReport:
             seed=config.seed,
             error=f"{type(exc).__name__}: {' '.join(str(exc).split())}"[:2000],
         )
+    # report paths in the caller's terms, not the worker's absolute ones
+    report.input = str(job.path)
+    if report.maps_path:
+        report.maps_path, report.json_path = (str(p) for p in output_paths(out_dir, job.stem))
+    return report
 
 
 def _connect(config, stream, workers, scheduler):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +28,16 @@ def discover_inputs(
     pattern: str | None = None,
     recursive: bool = False,
     exclude: Iterable[str | Path] = (),
+    skipped: list[tuple[Path, str]] | None = None,
 ) -> tuple[list[Job], list[Path]]:
     """Expand files and folders into jobs with unique output names.
 
     Files named explicitly are always taken (an unsupported one becomes an error row).
     Folders contribute the files matching ``pattern`` (default ``*``; searched in sub-folders
     too with ``recursive``) whose suffix is a supported format, skipping hidden files and
-    anything under ``exclude`` (the output folder). Output names mirror sub-folders.
+    anything under ``exclude`` (the output folder). Output names mirror sub-folders. Entries
+    that are not regular files (FIFOs, devices, sockets), named or found in a folder, are never
+    opened (a FIFO would block): they are appended to ``skipped`` as ``(path, what it is)``.
 
     Returns
     -------
@@ -52,8 +56,13 @@ def discover_inputs(
     seen: set[Path] = set()
     found: list[tuple[Path, Path]] = []  # (path, output name relative to OUT_DIR)
     ignored: list[Path] = []
+    skipped = [] if skipped is None else skipped
     for item in inputs:
         item = Path(item)
+        kind = non_regular(item)
+        if kind is not None:
+            skipped.append((item, kind))
+            continue
         if item.is_file():
             key = item.resolve()
             if key not in seen:
@@ -65,7 +74,13 @@ def discover_inputs(
         matches = item.rglob(pattern or "*") if recursive else item.glob(pattern or "*")
         for path in sorted(matches):
             rel = path.relative_to(item)
-            if any(part.startswith(".") for part in rel.parts) or not path.is_file():
+            if any(part.startswith(".") for part in rel.parts):
+                continue
+            kind = non_regular(path)
+            if kind is not None:
+                skipped.append((path, kind))
+                continue
+            if not path.is_file():
                 continue
             key = path.resolve()
             if any(key.is_relative_to(ex) for ex in excluded) or key in seen:
@@ -76,6 +91,24 @@ def discover_inputs(
             seen.add(key)
             found.append((path, rel.parent / strip_known_suffix(path.name)))
     return _unique_stems(found), ignored
+
+
+def non_regular(path: Path) -> str | None:
+    """'a FIFO (named pipe)', 'a character device', ... for an existing entry that is neither
+    a regular file nor a folder (found with stat, never opened), else None."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kinds = (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
 def _unique_stems(found: list[tuple[Path, Path]]) -> list[Job]:

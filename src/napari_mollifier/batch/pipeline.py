@@ -19,6 +19,7 @@ output under its final name.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -26,6 +27,7 @@ import shutil
 import time
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,14 +35,15 @@ from typing import Any
 
 from ..inverse.config import InferenceConfig
 from ..io import kinds as _io_kinds
+from .faults import BatchOutputError, is_output_fault, output_error
 
 #: Hidden folder inside OUT_DIR that holds files being written (removed when a run starts).
 TMP_DIRNAME = ".napari-mollifier-tmp"
 #: Suffix of the maps file and of the JSON sidecar (the completion marker).
 MAPS_SUFFIX = ".ome.tif"
 JSON_SUFFIX = ".json"
-#: Version of the ``"batch"`` section in the JSON sidecar.
-BATCH_SCHEMA = 1
+#: Version of the ``"batch"`` section in the JSON sidecar (2: input size and sha256).
+BATCH_SCHEMA = 2
 
 STATUS_OK = "ok"
 STATUS_RESUMED = "resumed"
@@ -78,6 +81,8 @@ class FileReport:
         One-line error message ("" when fine).
     traceback : str
         Full traceback for unexpected (non-ValueError) failures, "" otherwise.
+    warnings : list of str
+        Warnings raised while processing (e.g. a pixel size given that the file overrides).
     """
 
     input: str
@@ -96,6 +101,7 @@ class FileReport:
     timings: dict = field(default_factory=dict)
     error: str = ""
     traceback: str = ""
+    warnings: list = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -140,6 +146,37 @@ def read_complete_sidecar(out_dir: str | Path, stem: str) -> dict | None:
         except OSError:
             return None
     return meta
+
+
+def input_fingerprint(path: str | Path) -> dict:
+    """``{"input_size": bytes, "input_sha256": hex}`` of a file (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return {"input_size": size, "input_sha256": digest.hexdigest()}
+
+
+def input_changed(meta: dict, path: str | Path) -> str | None:
+    """Why ``path`` is not the input recorded in a complete sidecar ``meta``, or None.
+
+    Size first (no read), then the sha256. A sidecar without a fingerprint (schema 1) or an
+    input that cannot be read counts as changed: the output is redone rather than trusted.
+    """
+    batch = meta.get("batch") or {}
+    size, sha = batch.get("input_size"), batch.get("input_sha256")
+    if size is None or sha is None:
+        return "its outputs record no input size and sha256 (made by an older version)"
+    try:
+        if os.stat(path).st_size != size:
+            return f"size {os.stat(path).st_size} bytes, recorded {size}"
+        if input_fingerprint(path)["input_sha256"] != sha:
+            return "same size, different content (sha256)"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    return None
 
 
 def report_from_sidecar(input_path: str, out_dir: str | Path, stem: str, meta: dict) -> FileReport:
@@ -230,8 +267,10 @@ def process_file(
     -------
     FileReport
         Never raises for a bad input or a failed inference: the error is in the report
-        (``status == "error"``). KeyboardInterrupt / SystemExit propagate after the temporary
-        files are removed.
+        (``status == "error"``; a result without any valid pixel is such an error). Raises
+        :class:`~napari_mollifier.batch.faults.BatchOutputError` when the output folder is
+        read-only or full (every other input would fail alike). KeyboardInterrupt /
+        SystemExit propagate after the temporary files are removed.
     """
     if not isinstance(config, InferenceConfig):
         config = InferenceConfig.from_dict(config or {})
@@ -252,13 +291,30 @@ def process_file(
         from ..pipeline import run_pipeline
 
         report.input_format = str(mio.sniff_format(path) or "")
+        fingerprint = input_fingerprint(path) if path.is_file() else {}
         timings: dict[str, float] = {}
-        result = run_pipeline(path, config, on_progress=on_progress, timings=timings)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = run_pipeline(path, config, on_progress=on_progress, timings=timings)
+        report.warnings = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+        summary = result.summary()
+        if not summary.get("n_valid"):
+            raise ValueError(
+                f"{path}: no valid pixel: the rate ratio is defined nowhere in the "
+                f"{'x'.join(str(n) for n in result.ratio.shape)} image (the nucleus may be "
+                "smaller than the mollifier support, or the pixel size wrong); nothing written"
+            )
         result.metadata.setdefault("source_file", str(path))
         t0 = time.perf_counter()
-        written = _write_outputs(result, out_dir, stem, tmp_dir, report, timings, t_start)
+        try:
+            written = _write_outputs(
+                result, out_dir, stem, tmp_dir, report, timings, t_start, fingerprint
+            )
+        except OSError as exc:  # read-only or full folder: no other input would do better
+            if is_output_fault(exc):
+                raise output_error(out_dir, exc, f"the outputs of {path.name}") from exc
+            raise
         timings["write"] = time.perf_counter() - t0
-        summary = result.summary()
         report.status = STATUS_OK
         report.maps_path, report.json_path = (str(p) for p in written)
         report.ratio_mean = _float(summary.get("ratio_mean"))
@@ -266,6 +322,8 @@ def process_file(
         report.n_valid = int(summary.get("n_valid", 0))
         report.device = str(result.metadata.get("device", ""))
         report.timings = timings
+    except BatchOutputError:  # the output folder itself: stop the run (see faults.py)
+        raise
     except Exception as exc:  # one bad file must never stop the run: report it
         report.status = STATUS_ERROR
         report.error = _one_line(exc)
@@ -300,8 +358,12 @@ def _write_outputs(
     report: FileReport,
     timings: dict,
     t_start: float,
+    fingerprint: dict | None = None,
 ) -> tuple[Path, Path]:
-    """Write maps + sidecar under ``tmp_dir``, then rename them into place (sidecar last)."""
+    """Write maps + sidecar under ``tmp_dir``, then rename them into place (sidecar last).
+
+    The sidecar's ``batch`` section records the input's size and sha256 (``fingerprint``) so
+    that ``--resume`` can tell a changed input from the one these outputs were made from."""
     from .. import io as mio
 
     maps_path, json_path = output_paths(out_dir, stem)
@@ -339,7 +401,9 @@ def _write_outputs(
         "input": str(report.input),
         "input_abspath": str(Path(report.input).resolve()),
         "input_format": report.input_format,
+        **(fingerprint or {}),
         "output_stem": stem,
+        "warnings": list(report.warnings),
         "outputs": outputs,
         "timings_s": dict(timings),
         "time_s": time.perf_counter() - t_start,

@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import TextIO
 
 from ..inverse.config import InferenceConfig
+from . import _signals
 from .dask_run import run_dask, worker_task
 from .discovery import BatchUsageError, Job, discover_inputs
+from .faults import BatchOutputError, output_error
 from .pipeline import (
     STATUS_ERROR,
     TMP_DIRNAME,
     FileReport,
     atomic_write_text,
+    input_changed,
     output_paths,
     process_file,
     read_complete_sidecar,
@@ -40,6 +43,7 @@ from .report import (
 )
 
 __all__ = [
+    "BatchOutputError",
     "BatchResult",
     "BatchUsageError",
     "Job",
@@ -60,7 +64,9 @@ CONFIG_NAME = "effective_config.yaml"
 EXIT_OK = 0  # every input succeeded (or was already complete with --resume)
 EXIT_SOME_FAILED = 1  # at least one input failed; the others were written
 EXIT_USAGE = 2  # bad arguments / config, no inputs, outputs in the way, dask missing
-EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM; finished outputs are complete, the rest "not run"
+EXIT_OUTPUT = 3  # the output folder cannot be written (read-only, no permission, disk full)
+EXIT_INTERRUPTED = _signals.EXIT_INTERRUPTED  # 130: SIGINT (Ctrl-C); finished outputs complete
+EXIT_TERMINATED = _signals.EXIT_TERMINATED  # 143: SIGTERM; finished outputs are complete
 
 
 @dataclass
@@ -115,6 +121,9 @@ def run_batch(
     BatchUsageError
         Before any work: bad options, no inputs, existing outputs without ``resume`` /
         ``overwrite``, Dask not installed or not reachable.
+    BatchOutputError
+        The output folder cannot be written (read-only, permission denied, full): the run
+        stops; the summary is written where the folder still allows it.
     KeyboardInterrupt
         Re-raised after the summary (with "not run" rows) is written; see ``main``.
     """
@@ -132,24 +141,32 @@ def run_batch(
     jobs = _discover(inputs, out_dir, pattern, recursive, chatty)
     reports, todo = _plan(jobs, out_dir, config, resume, overwrite, chatty)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out_dir / TMP_DIRNAME, ignore_errors=True)  # leftovers of a killed run
     config_path = out_dir / CONFIG_NAME
     summary_path = out_dir / SUMMARY_NAME
-    atomic_write_text(config_path, _config_yaml(config))
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(out_dir / TMP_DIRNAME, ignore_errors=True)  # leftovers of a killed run
+        atomic_write_text(config_path, _config_yaml(config))
+    except OSError as exc:
+        raise output_error(out_dir, exc, CONFIG_NAME) from exc
     say(chatty, _start_line(len(jobs), todo, config, out_dir, workers, scheduler))
     n_done = [len(jobs) - len(todo)]
 
     def finished(index: int, report: FileReport) -> None:
+        signum = _signals.received()
+        if signum is not None:  # an interrupt that surfaced as this file's error: "not run"
+            raise _signals.Interrupted(signum)
         reports[index] = report
         n_done[0] += 1
+        for warning in report.warnings:
+            say(stream, f"warning: {warning}")
         where = stream if report.status == STATUS_ERROR else chatty
         say(where, file_line(n_done[0], len(jobs), report))
         if report.traceback and verbosity >= 2:
             say(stream, report.traceback.rstrip())
         elif report.traceback:
             say(stream, "  (unexpected error: run with --verbose for its traceback)")
-        write_summary(summary_path, jobs, reports)
+        _write_summary_or_stop(summary_path, jobs, reports, out_dir)
 
     try:
         if workers is None and scheduler is None:
@@ -157,10 +174,13 @@ def run_batch(
             _run_sequential(jobs, todo, out_dir, config, finished, progress)
         else:
             run_dask(jobs, todo, out_dir, config, finished, chatty, workers, scheduler)
-    except KeyboardInterrupt:
-        write_summary(summary_path, jobs, reports)
+    except (KeyboardInterrupt, BatchOutputError):
+        try:
+            write_summary(summary_path, jobs, reports)
+        except OSError:
+            pass  # the folder refuses writes: the error or interrupt is what the user sees
         raise
-    write_summary(summary_path, jobs, reports)
+    _write_summary_or_stop(summary_path, jobs, reports, out_dir)
     final = [r for r in reports if r is not None]
     failed = any(r.status not in ("ok", "resumed") for r in final)
     return BatchResult(
@@ -173,6 +193,13 @@ def run_batch(
     )
 
 
+def _write_summary_or_stop(summary_path, jobs, reports, out_dir) -> None:
+    try:
+        write_summary(summary_path, jobs, reports)
+    except OSError as exc:
+        raise output_error(out_dir, exc, SUMMARY_NAME) from exc
+
+
 def _check_options(resume, overwrite, workers, scheduler) -> None:
     if resume and overwrite:
         raise BatchUsageError("--resume and --overwrite exclude each other")
@@ -183,7 +210,10 @@ def _check_options(resume, overwrite, workers, scheduler) -> None:
 
 
 def _discover(inputs, out_dir: Path, pattern, recursive, stream) -> list[Job]:
-    jobs, ignored = discover_inputs(inputs, pattern, recursive, exclude=[out_dir])
+    skipped: list[tuple[Path, str]] = []
+    jobs, ignored = discover_inputs(inputs, pattern, recursive, [out_dir], skipped)
+    for path, kind in skipped:
+        say(stream, f"skipping {path}: {kind}, not a regular file (not opened)")
     if ignored:
         shown = ", ".join(p.name for p in ignored[:5]) + (" ..." if len(ignored) > 5 else "")
         say(stream, f"ignoring {len(ignored)} file(s) of unsupported type: {shown}")
@@ -206,6 +236,14 @@ def _plan(jobs, out_dir: Path, config, resume: bool, overwrite: bool, stream):
     for i, job in enumerate(jobs):
         maps_path, json_path = output_paths(out_dir, job.stem)
         meta = read_complete_sidecar(out_dir, job.stem)
+        changed = input_changed(meta, job.path) if meta is not None and resume else None
+        if changed is not None:
+            say(
+                stream,
+                f"warning: {job.path} changed since {json_path} was made ({changed}); redoing it",
+            )
+            todo.append(i)
+            continue
         if meta is not None and resume:
             reports[i] = report_from_sidecar(str(job.path), out_dir, job.stem, meta)
             if _config_differs(meta.get("config"), current_config):

@@ -65,10 +65,22 @@ class RenderOptions:
         Pixel side of the rendered density (nm).
     method : {"gaussian", "histogram"}
         Each localisation as a Gaussian of its precision, or a plain 2D histogram.
+    max_render_megapixels : float
+        Largest rendered image (million pixels); a table spread wider is refused before
+        anything is allocated (``io.render.MAX_RENDER_MEGAPIXELS``).
+    min_localisations_per_megapixel : float
+        A table with fewer localisations per million pixels of the image it spans is refused
+        before rendering (stray localisations, a unit error; ``io.render``'s constant).
     """
 
     pixel_size_nm: float = option(20.0, low=0.1, high=10_000, unit="nm", doc="render pixel size")
     method: str = option("gaussian", choices=RENDER_METHODS, doc="render method")
+    max_render_megapixels: float = option(
+        256.0, low=0, low_open=True, unit="megapixels", doc="largest rendered image"
+    )
+    min_localisations_per_megapixel: float = option(
+        100.0, low=0, unit="per megapixel", doc="sparsest table rendered"
+    )
 
     def __post_init__(self) -> None:
         validate(self, prefix="render.")
@@ -100,6 +112,11 @@ class InferenceConfig:
         Seeds every random choice (patches, initialisation, ensembles); 0 .. 2^32 - 1.
     pixel_size_nm : float or None
         Pixel size (nm) for an image whose file carries none; a file's own pixel size wins.
+    density_channel : int, "phases" or None
+        Which channel of a multi-channel image is the chromatin density, or "phases" when its
+        two channels are (phi_w, phi_d) phase fields. None: multi-channel images are phases
+        only when their channels are named phi_w, phi_d; otherwise they are refused with a
+        message asking for this field (``ChromatinFields.from_density(channel=)``).
     model, calibration
         Physics constants and the density -> volume fraction calibration.
     render, direct, pinn
@@ -114,6 +131,10 @@ class InferenceConfig:
     device: str = option("auto", check=is_device_name, expect="auto, cpu, cuda, cuda:N or mps")
     seed: int = option(0, low=0, high=2**32 - 1, doc="random seed")
     pixel_size_nm: float | None = option(None, low=0.1, high=10_000, unit="nm")
+    density_channel: int | str | None = option(
+        None, check=lambda v: v == "phases" or (isinstance(v, int) and v >= 0),
+        expect="a channel index (0, 1, ...) or 'phases'", doc="density channel",
+    )  # fmt: skip
     model: ModelParams = option(factory=ModelParams)
     calibration: CalibrationParams = option(factory=CalibrationParams)
     render: RenderOptions = option(factory=RenderOptions)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import FormatError
+from .limits import check_pixel_size_range
 from .types import CANONICAL_COLUMNS, Localisations
 
 #: Length units -> nm per unit. "px" is handled separately (needs a pixel size).
@@ -104,7 +105,7 @@ def check_pixel_size(pixel_size_nm, path) -> float | None:
         raise FormatError(
             f"{path_name(path)}: pixel_size_nm must be a positive number, found {pixel_size_nm!r}"
         )
-    return value
+    return check_pixel_size_range(path_name(path), value, "the pixel_size_nm argument")
 
 
 def _as_float(values, dtype) -> np.ndarray:
@@ -131,6 +132,9 @@ def build_localisations(
     """
     if "x_nm" not in columns or "y_nm" not in columns:
         raise FormatError(f"{path_name(path)}: no x/y coordinates found")
+    if pixel_size_nm is not None:  # also the file's own (Picasso Pixelsize, DECODE px_size)
+        for value in np.atleast_1d(np.asarray(pixel_size_nm, dtype=np.float64)):
+            check_pixel_size_range(path_name(path), float(value), pixel_size_source or "the file")
     data = {}
     n = None
     meta_extra = dict(extra or {})

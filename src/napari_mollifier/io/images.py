@@ -24,6 +24,7 @@ import numpy as np
 
 from ._table import NM_PER_UNIT, check_pixel_size
 from .errors import FormatError
+from .limits import check_image, check_pixel_size_range
 from .types import DensityImage
 
 MAX_CHANNELS = 4
@@ -104,13 +105,25 @@ def _resolution_nm(page, imagej_meta) -> float | None:
 
 
 def read_image(
-    path, pixel_size_nm: float | None = None, z_plane: int | str | None = None
+    path,
+    pixel_size_nm: float | None = None,
+    z_plane: int | str | None = None,
+    max_megapixels: float | None = None,
+    channel: int | None = None,
 ) -> DensityImage:
     """Read a density image with its pixel size.
 
     Returns a :class:`DensityImage` whose ``data`` is (H, W) float, or (C, H, W) for images
-    with 2..4 channels (``metadata["axes"] == "CYX"``, e.g. simulated (phi_w, phi_d)).
-    Integer data is converted to float32.
+    with 2..4 channels (``metadata["axes"] == "CYX"``, channel names in
+    ``metadata["channel_names"]``; two channels are phase fields only when named ``phi_w``,
+    ``phi_d``, see ``ChromatinFields.from_density``). ``channel`` keeps only that channel
+    (index), giving an (H, W) image with ``metadata["channel"]`` naming it. Integer data is
+    converted to float32.
+
+    The declared shape and dtype are checked before any pixel is read: more than
+    ``max_megapixels`` million pixels (default ``limits.MAX_IMAGE_MEGAPIXELS``), a shape that is
+    not (Y, X) or (C, Y, X), or uncompressed pixel data reaching past the end of the file is a
+    FormatError (a small compressed file can declare gigabytes).
 
     ``z_plane`` reduces a Z (or T) stack to one plane: an index (0-based) or one of
     :data:`PROJECTIONS` ("max", "mean", "sum"); without it a stack is refused.
@@ -118,17 +131,22 @@ def read_image(
     Raises
     ------
     FormatError
-        Unreadable file, a stack without ``z_plane``, unsupported dimensionality, or no pixel
+        Unreadable file, a stack without ``z_plane``, unsupported dimensionality, declared size
+        over the limit, or no pixel
         size anywhere and none given.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
+    if not path.is_file():  # stat only: opening a FIFO would block
+        raise FormatError(f"{path}: expected a regular image file, found {_kind_of(path)}")
     given = check_pixel_size(pixel_size_nm, path)
     try:
-        data, info, fmt, axes = _load(path)
+        data, info, fmt, axes = _load(path, max_megapixels)
     except FormatError:
         raise
+    except MemoryError as exc:
+        raise FormatError(f"{path}: not enough memory to read the image ({exc})") from exc
     except Exception as exc:  # tifffile / numpy raise many types on corrupt files
         raise FormatError(
             f"{path}: could not read as a TIFF / OME-TIFF / .npy image "
@@ -144,6 +162,8 @@ def read_image(
             f"{path}: {NO_PIXEL_SIZE} (looked for OME PhysicalSizeX, ImageJ "
             "unit + resolution, TIFF resolution tags); pass pixel_size_nm"
         )
+    if given is None:
+        check_pixel_size_range(path.name, float(px), source or "the file")
     if given is None and info.get("px_Y") and not math.isclose(info["px_Y"], px, rel_tol=1e-3):
         raise FormatError(
             f"{path}: expected square pixels; found PhysicalSizeX {px} nm and "
@@ -156,6 +176,8 @@ def read_image(
         meta["channel_names"] = info.get("channel_names") or [
             f"channel {i}" for i in range(data.shape[0])
         ]
+    if channel is not None:
+        data = _pick_channel(path, data, meta, channel)
     if data.dtype.kind not in "f":
         if data.dtype.kind not in "iub":
             raise FormatError(f"{path}: expected a numeric image; found dtype {data.dtype}")
@@ -238,10 +260,70 @@ def probe_image(path) -> tuple[str | None, tuple[int, ...]]:
         return str(series.axes), tuple(series.shape)
 
 
-def _load(path: Path):
+def _kind_of(path: Path) -> str:
+    return "a directory" if path.is_dir() else "a FIFO, device or socket"
+
+
+def _pick_channel(path: Path, data, meta: dict, channel) -> np.ndarray:
+    """Channel ``channel`` of a (C, H, W) image (metadata updated); 0 of a 2-D image."""
+    n = data.shape[0] if data.ndim == 3 else 1
+    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)):
+        raise FormatError(f"{path}: channel must be a channel index, found {channel!r}")
+    if not 0 <= int(channel) < n:
+        raise FormatError(f"{path}: channel {channel} asked for; the image has channels 0..{n - 1}")
+    if data.ndim == 2:
+        return data
+    names = meta.pop("channel_names")
+    meta.update(axes="YX", channel=str(names[int(channel)]), channel_index=int(channel))
+    return np.ascontiguousarray(data[int(channel)])
+
+
+def _check_declared(path: Path, shape, dtype, max_megapixels) -> None:
+    """Refuse, before reading, a declared shape that is too big (the layout, Z stacks
+    included, is checked by :func:`arrange_axes` once the axes are known)."""
+    squeezed = tuple(int(n) for n in shape if int(n) != 1)
+    check_image(path.name, squeezed, np.dtype(dtype).itemsize, max_megapixels)
+
+
+def _check_npy(path: Path, max_megapixels) -> None:
+    with open(path, "rb") as fh:
+        version = np.lib.format.read_magic(fh)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read_header(fh)
+        header_end = fh.tell()
+    _check_declared(path, shape, dtype, max_megapixels)
+    declared = header_end + math.prod(shape) * dtype.itemsize
+    if declared > path.stat().st_size:
+        raise FormatError(
+            f"{path}: .npy header declares shape {shape} of {dtype} ({declared} bytes) but the "
+            f"file has {path.stat().st_size} bytes: truncated"
+        )
+
+
+def _check_tiff(tif, series, path: Path, max_megapixels) -> None:
+    """Shape / size of the first series, and uncompressed strips inside the file."""
+    _check_declared(path, series.shape, series.dtype, max_megapixels)
+    size = path.stat().st_size
+    for page in series.pages:
+        if page is None or int(getattr(page, "compression", 1)) != 1:
+            continue  # compressed: bounded by the shape check above
+        ends = [o + c for o, c in zip(page.dataoffsets, page.databytecounts)]
+        if ends and max(ends) > size:
+            raise FormatError(
+                f"{path}: TIFF pixel data declared up to byte {max(ends)} but the file has "
+                f"{size} bytes: truncated"
+            )
+
+
+def _load(path: Path, max_megapixels=None):
     with open(path, "rb") as fh:
         head = fh.read(8)
     if head[:6] == b"\x93NUMPY":
+        _check_npy(path, max_megapixels)
         data = np.load(path, allow_pickle=False, mmap_mode="r")
         return np.asarray(data), {}, "npy", None
     if head[:4] not in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
@@ -252,6 +334,7 @@ def _load(path: Path):
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
+        _check_tiff(tif, series, path, max_megapixels)
         data = series.asarray()
         axes = str(series.axes)
         info = {}

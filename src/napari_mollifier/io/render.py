@@ -16,7 +16,19 @@ integrated exactly over each pixel (differences of erf along x and y), truncated
 ``truncate`` sigma and renormalised so every localisation adds exactly 1 to the image (the
 image sums to the number of localisations inside it). Sigma policy: missing / non-finite /
 non-positive precisions take ``default_sigma_nm``; values above the ``clamp_percentile``
-percentile are clamped to it (absurd fits should not smear the image).
+percentile are clamped to it (absurd fits should not smear the image), and every value is
+clamped to at most :data:`MAX_SIGMA_NM` (250 nm, the width of the diffraction-limited spot
+itself: a fit less precise than the spot it fits is not a localisation; with few localisations
+the percentile alone does not catch a 1.6e5 nm precision).
+
+Size limits (checked before anything is allocated)
+--------------------------------------------------
+The output image may hold at most ``max_render_megapixels`` million pixels (default
+:data:`MAX_RENDER_MEGAPIXELS`): a table whose coordinates span far more than a nucleus (a unit
+read wrongly, a stray localisation at 1e9 nm) is refused with a :class:`FormatError` giving the
+extent in um, the pixel size and the image it would make. A Gaussian window may be at most
+:data:`MAX_WINDOW_PX` pixels wide (a tiny pixel size with a wide sigma is refused), and
+localisations are processed in chunks so that no tile needs more than about 32 MiB of weights.
 
 The work is done per tile of ``tile_size`` x ``tile_size`` pixels: localisations are sorted by
 tile, their separable 1-D weights are written into two dense (n, T + 2R) matrices and the tile
@@ -35,6 +47,57 @@ from .errors import FormatError
 from .types import DensityImage, Localisations
 
 __all__ = ["RENDER_METHODS", "render_density"]
+
+#: Default limit on the rendered image, in megapixels (1e6 pixels). 256 MP is a 16384 x 16384
+#: image, 1 GiB as float32: a whole 200 um field of view at 12.5 nm, far more than a nucleus
+#: (16 um at 10 nm is 2.6 MP). Keyword ``max_render_megapixels`` (config field of the same name).
+MAX_RENDER_MEGAPIXELS = 256.0
+#: Sparsity guard of the pipeline and the napari reader (localisations per megapixel of the
+#: image they would render to): 100 per MP is 0.25 per um^2 at 20 nm pixels, where a nucleus
+#: has thousands; fewer means stray localisations or a unit error, and the estimators would
+#: spend minutes on an empty image (a 14-localisation table spread over 300 um).
+MIN_LOCALISATIONS_PER_MEGAPIXEL = 100.0
+#: Upper bound (nm) on any localisation precision used as a Gaussian sigma.
+MAX_SIGMA_NM = 250.0
+#: Widest Gaussian window (pixels per side) a localisation may spread over.
+MAX_WINDOW_PX = 2049
+#: Bytes of per-localisation weight matrices built at once within a tile.
+_CHUNK_BYTES = 32 << 20
+
+
+def check_render_size(shape, pixel_size_nm, x, y, max_render_megapixels, source=None) -> None:
+    """Raise :class:`FormatError` when a ``shape`` image exceeds the megapixel limit.
+
+    ``x`` / ``y`` (nm) are the finite coordinates, used to say how far the table spreads.
+    """
+    limit = MAX_RENDER_MEGAPIXELS if max_render_megapixels is None else max_render_megapixels
+    try:
+        limit = float(limit)
+    except (TypeError, ValueError):
+        raise FormatError(
+            f"max_render_megapixels must be a positive number, found {limit!r}"
+        ) from None
+    if not limit > 0:  # NaN too
+        raise FormatError(f"max_render_megapixels must be a positive number, found {limit!r}")
+    h, w = int(shape[0]), int(shape[1])
+    n_pixels = h * w
+    if n_pixels <= limit * 1e6:
+        return
+    if x.size:
+        extent = (
+            f"the localisations span {(x.max() - x.min()) / 1e3:.6g} x "
+            f"{(y.max() - y.min()) / 1e3:.6g} um (x {x.min() / 1e3:.6g} .. {x.max() / 1e3:.6g} um,"
+            f" y {y.min() / 1e3:.6g} .. {y.max() / 1e3:.6g} um)"
+        )
+    else:
+        extent = "the requested shape"
+    raise FormatError(
+        f"{source or 'localisations'}: rendering would make a {h} x {w} pixel image "
+        f"({n_pixels / 1e6:.4g} megapixels, {4 * n_pixels / 2**30:.4g} GiB as float32) at "
+        f"{pixel_size_nm:g} nm per pixel: {extent}; the limit is {limit:g} megapixels. "
+        "Check the coordinate units and remove stray localisations, use a larger pixel size, "
+        "or raise max_render_megapixels"
+    )
 
 
 def _grid(x, y, pixel_size_nm, origin_nm, shape, margin_px):
@@ -59,12 +122,30 @@ def _grid(x, y, pixel_size_nm, origin_nm, shape, margin_px):
     return origin_nm, shape
 
 
+def check_sparsity(shape, pixel_size_nm, x, min_per_megapixel, source=None) -> None:
+    """Raise :class:`FormatError` when ``x.size`` localisations are fewer than
+    ``min_per_megapixel`` per million pixels of a ``shape`` image (None: no check)."""
+    if min_per_megapixel is None or x.size == 0:
+        return
+    h, w = int(shape[0]), int(shape[1])
+    per_mp = x.size / (h * w / 1e6)
+    if per_mp >= float(min_per_megapixel):
+        return
+    raise FormatError(
+        f"{source or 'localisations'}: {x.size} localisations spread over "
+        f"{h * pixel_size_nm / 1e3:.4g} x {w * pixel_size_nm / 1e3:.4g} um ({h} x {w} pixels of "
+        f"{pixel_size_nm:g} nm) are {per_mp:.3g} per megapixel, too sparse for a density image "
+        f"(at least {float(min_per_megapixel):g}; a nucleus has thousands): remove stray "
+        "localisations or check the coordinate units"
+    )
+
+
 def sigma_policy(sigma_nm, n, default_sigma_nm, clamp_percentile):
     """Per-localisation sigma (nm, float64) and a description of what was done."""
     info = {"default_sigma_nm": float(default_sigma_nm), "clamp_percentile": clamp_percentile}
     if sigma_nm is None:
         info.update(source="default", n_defaulted=int(n), clamp_nm=None)
-        return np.full(n, float(default_sigma_nm)), info
+        return np.full(n, min(float(default_sigma_nm), MAX_SIGMA_NM)), info
     sigma = np.asarray(sigma_nm, dtype=np.float64).copy()
     bad = ~np.isfinite(sigma) | (sigma <= 0)
     sigma[bad] = default_sigma_nm
@@ -72,7 +153,15 @@ def sigma_policy(sigma_nm, n, default_sigma_nm, clamp_percentile):
     if sigma.size and clamp_percentile is not None:
         clamp = float(np.percentile(sigma, clamp_percentile))
         np.minimum(sigma, clamp, out=sigma)
-    info.update(source="per-localisation", n_defaulted=int(bad.sum()), clamp_nm=clamp)
+    n_absurd = int(np.count_nonzero(sigma > MAX_SIGMA_NM))
+    np.minimum(sigma, MAX_SIGMA_NM, out=sigma)
+    info.update(
+        source="per-localisation",
+        n_defaulted=int(bad.sum()),
+        clamp_nm=clamp,
+        max_sigma_nm=MAX_SIGMA_NM,
+        n_clamped_to_max=n_absurd,
+    )
     return sigma, info
 
 
@@ -87,6 +176,8 @@ def render_density(
     truncate: float = 3.5,
     tile_size: int = 32,
     dtype=np.float32,
+    max_render_megapixels: float | None = MAX_RENDER_MEGAPIXELS,
+    min_localisations_per_megapixel: float | None = None,
 ) -> DensityImage:
     """Render localisations to a (H, W) density image (localisations per pixel).
 
@@ -106,6 +197,13 @@ def render_density(
         Sigma policy and truncation radius (in sigmas) of the Gaussian method.
     tile_size : int
         Tile side in pixels (memory / speed trade-off only; results do not depend on it).
+    max_render_megapixels : float, optional
+        Refuse (``FormatError``, before allocating) an image of more than this many million
+        pixels; None means :data:`MAX_RENDER_MEGAPIXELS`.
+    min_localisations_per_megapixel : float, optional
+        Refuse, before allocating, a table too sparse for the image it spans (fewer
+        localisations per million pixels); None (the default) renders any table. The pipeline
+        and the napari reader pass :data:`MIN_LOCALISATIONS_PER_MEGAPIXEL`.
 
     Returns
     -------
@@ -122,6 +220,13 @@ def render_density(
         ) from None
     if not np.isfinite(pixel_size_nm) or pixel_size_nm <= 0:
         raise FormatError(f"pixel_size_nm must be a positive number, found {pixel_size_nm!r}")
+    for name, value in (
+        ("truncate", truncate),
+        ("default_sigma_nm", default_sigma_nm),
+        ("tile_size", tile_size),
+    ):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise FormatError(f"{name} must be a positive number, found {value!r}")
     table = locs.table
     source = locs.metadata.get("file") if locs.metadata else None
     if len(table) == 0 and (origin_nm is None or shape is None):
@@ -145,15 +250,26 @@ def render_density(
     }
     if method == "histogram":
         origin_nm, shape = _grid(x, y, pixel_size_nm, origin_nm, shape, 0)
-        data = _histogram(x, y, pixel_size_nm, origin_nm, shape).astype(dtype)
+        check_render_size(shape, pixel_size_nm, x, y, max_render_megapixels, source)
+        check_sparsity(shape, pixel_size_nm, x, min_localisations_per_megapixel, source)
+        data = _histogram(x, y, pixel_size_nm, origin_nm, shape, dtype)
     else:
         sig = table["sigma_nm"].to_numpy() if "sigma_nm" in table else None
         if sig is not None and not finite.all():
             sig = sig[finite]
         sigma, info = sigma_policy(sig, x.size, default_sigma_nm, clamp_percentile)
         sigma_max_px = float(sigma.max()) / pixel_size_nm if sigma.size else 0.0
-        radius = max(1, int(math.ceil(truncate * sigma_max_px)))
+        radius = max(1, math.ceil(truncate * sigma_max_px))
+        if 2 * radius + 1 > MAX_WINDOW_PX:
+            raise FormatError(
+                f"{source or 'localisations'}: a Gaussian of sigma {sigma.max():g} nm truncated "
+                f"at {truncate:g} sigma spans {2 * radius + 1} pixels of {pixel_size_nm:g} nm "
+                f"(at most {MAX_WINDOW_PX}); use a larger pixel size, a smaller sigma or "
+                "method='histogram'"
+            )
         origin_nm, shape = _grid(x, y, pixel_size_nm, origin_nm, shape, radius)
+        check_render_size(shape, pixel_size_nm, x, y, max_render_megapixels, source)
+        check_sparsity(shape, pixel_size_nm, x, min_localisations_per_megapixel, source)
         data = _gaussian(
             x, y, sigma, pixel_size_nm, origin_nm, shape, radius, int(tile_size), dtype, truncate
         )
@@ -166,13 +282,17 @@ def render_density(
     )
 
 
-def _histogram(x, y, p, origin_nm, shape):
+def _histogram(x, y, p, origin_nm, shape, dtype):
     h, w = shape
     col = np.floor((x - (origin_nm[1] - 0.5 * p)) / p)
     row = np.floor((y - (origin_nm[0] - 0.5 * p)) / p)
     inside = (row >= 0) & (row < h) & (col >= 0) & (col < w)
     flat = row[inside].astype(np.int64) * w + col[inside].astype(np.int64)
-    return np.bincount(flat, minlength=h * w).reshape(h, w).astype(np.float64)
+    # counts of the occupied pixels only: memory is the output plus O(N), even when sparse
+    occupied, counts = np.unique(flat, return_counts=True)
+    data = np.zeros(h * w, dtype=dtype)
+    data[occupied] = counts
+    return data.reshape(h, w)
 
 
 def _weights_1d(u, s, start, k, erf=None):
@@ -210,10 +330,11 @@ def _gaussian(x, y, sigma_nm, p, origin_nm, shape, radius, tile, dtype, truncate
     levels = np.unique(np.maximum(np.ceil(rmax * np.array([0.25, 0.5, 0.75, 1.0])), 1))
     levels = levels.astype(np.int64)
     group = np.searchsorted(levels, need)
-    # canvas index = image index + 2 rmax; a window starts at cy - r + 2 rmax >= 0
-    n_tiles_y = (h + 3 * rmax) // tile + 1
+    # Tiles are laid on a virtual canvas: canvas index = image index + 2 rmax, so a window
+    # start cy - r + 2 rmax >= 0. Only the (H, W) image itself is allocated; tile blocks are
+    # clipped to it.
     n_tiles_x = (w + 3 * rmax) // tile + 1
-    canvas = np.zeros((n_tiles_y * tile + 2 * rmax, n_tiles_x * tile + 2 * rmax), dtype=np.float32)
+    image = np.zeros((h, w), dtype=np.float32)
     with _tile_matmul() as matmul_tn:
         for g, r in enumerate(levels):
             sel = np.flatnonzero(group == g)
@@ -223,31 +344,23 @@ def _gaussian(x, y, sigma_nm, p, origin_nm, shape, radius, tile, dtype, truncate
             start_x = cx[sel] - r + 2 * rmax
             tile_id = (start_y // tile) * n_tiles_x + start_x // tile
             order = np.argsort(tile_id, kind="stable")
-            counts = np.bincount(tile_id, minlength=n_tiles_y * n_tiles_x)
-            bounds = np.concatenate([[0], np.cumsum(counts)])
-            for t in np.flatnonzero(counts):
-                idx = sel[order[bounds[t] : bounds[t + 1]]]
-                _add_tile(
-                    canvas,
-                    idx,
-                    (t // n_tiles_x) * tile,
-                    (t % n_tiles_x) * tile,
-                    tile,
-                    int(r),
-                    rmax,
-                    u,
-                    v,
-                    cx,
-                    cy,
-                    s,
-                    matmul_tn,
-                )
-    return canvas[2 * rmax : 2 * rmax + h, 2 * rmax : 2 * rmax + w].astype(dtype, copy=True)
+            tiles, first = np.unique(tile_id[order], return_index=True)
+            bounds = np.append(first, sel.size)
+            chunk = max(1, _CHUNK_BYTES // (24 * (tile + 2 * int(r) + 1)))
+            for t, lo, hi in zip(tiles, bounds[:-1], bounds[1:]):
+                block = ((t // n_tiles_x) * tile, (t % n_tiles_x) * tile)
+                for c0 in range(lo, hi, chunk):
+                    idx = sel[order[c0 : min(hi, c0 + chunk)]]
+                    _add_tile(image, idx, block, tile, int(r), rmax, (u, v, cx, cy, s), matmul_tn)
+    return image.astype(dtype, copy=False)
 
 
-def _add_tile(canvas, idx, ty0, tx0, tile, r, rmax, u, v, cx, cy, s, matmul_tn):
+def _add_tile(image, idx, block, tile, r, rmax, locs, matmul_tn):
     """Add the Gaussians (window radius ``r`` px) of localisations ``idx`` whose windows start
-    in the tile at canvas (ty0, tx0); the tile block spans ``tile + 2 r`` canvas pixels."""
+    in the tile at canvas ``block`` = (ty0, tx0); the tile block spans ``tile + 2 r`` canvas
+    pixels and is clipped to the image (canvas index = image index + 2 rmax)."""
+    u, v, cx, cy, s = locs
+    ty0, tx0 = block
     k = 2 * r + 1
     span = tile + 2 * r
     cols = np.arange(k)
@@ -264,7 +377,15 @@ def _add_tile(canvas, idx, ty0, tx0, tile, r, rmax, u, v, cx, cy, s, matmul_tn):
     dense_x = np.zeros((n, span), dtype=np.float32)
     dense_y[rows, ly] = wy
     dense_x[rows, lx] = wx
-    canvas[ty0 : ty0 + span, tx0 : tx0 + span] += matmul_tn(dense_y, dense_x)
+    h, w = image.shape
+    y0, x0 = ty0 - 2 * rmax, tx0 - 2 * rmax  # image index of the block's first pixel
+    ys, ye = max(y0, 0), min(y0 + span, h)
+    xs, xe = max(x0, 0), min(x0 + span, w)
+    if ys >= ye or xs >= xe:
+        return
+    dense_y = np.ascontiguousarray(dense_y[:, ys - y0 : ye - y0])
+    dense_x = np.ascontiguousarray(dense_x[:, xs - x0 : xe - x0])
+    image[ys:ye, xs:xe] += matmul_tn(dense_y, dense_x)
 
 
 class _tile_matmul:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import struct
-import xml.etree.ElementTree as ET
-import zipfile
 from pathlib import Path
 
 from .errors import FormatError
@@ -65,7 +61,9 @@ def _sniff(path: Path) -> str | None:
     return info["format"] if info else None
 
 
-def read_localisations(path, pixel_size_nm: float | None = None):
+def read_localisations(
+    path, pixel_size_nm: float | None = None, max_localisations: int | None = None
+):
     """Read any supported localisation file into a :class:`Localisations` table in nm.
 
     Parameters
@@ -75,11 +73,17 @@ def read_localisations(path, pixel_size_nm: float | None = None):
         Camera pixel size in nm, used (and required) for files that store camera pixels and
         carry no pixel size themselves (Picasso without sidecar, DECODE px without px_size,
         ``x_px`` columns). When given it overrides the file's own value.
+    max_localisations : int, optional
+        Binary formats (HDF5, ``.smlm``) declaring more rows are refused before reading;
+        default :data:`napari_mollifier.io.limits.MAX_LOCALISATIONS`.
 
     Raises
     ------
     FormatError
-        Unknown, corrupt or truncated files, missing columns, missing pixel size.
+        Unknown, corrupt or truncated files, missing columns, missing pixel size, declared
+        sizes over the limits (see :mod:`napari_mollifier.io.limits`). Every failure while
+        reading an existing file is a FormatError naming the file (zlib, struct, h5py,
+        decoding errors, even a MemoryError).
     FileNotFoundError
         ``path`` does not exist.
     """
@@ -88,36 +92,26 @@ def read_localisations(path, pixel_size_nm: float | None = None):
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir():
         raise FormatError(f"{path}: expected a localisation file, found a directory")
+    if not path.is_file():  # stat only: opening a FIFO would block
+        raise FormatError(f"{path}: expected a regular file, found a FIFO, device or socket")
     try:
-        return _dispatch(path, pixel_size_nm)
+        return _dispatch(path, pixel_size_nm, max_localisations)
     except FormatError:
         raise
-    except (
-        ValueError,
-        KeyError,
-        IndexError,
-        TypeError,
-        AttributeError,
-        OSError,
-        UnicodeError,
-        EOFError,
-        OverflowError,
-        zipfile.BadZipFile,
-        zipfile.LargeZipFile,
-        struct.error,
-        ET.ParseError,
-        json.JSONDecodeError,
-        RuntimeError,
-    ) as exc:
-        # Corrupt / truncated / garbage input: libraries (h5py, zipfile, pandas) raise many
-        # types; the reader contract is a single documented exception.
+    except MemoryError as exc:
+        raise FormatError(
+            f"{path}: not enough memory to read it ({str(exc)[:200] or 'MemoryError'})"
+        ) from exc
+    except Exception as exc:  # noqa: BLE001
+        # Corrupt / truncated / garbage input: libraries (h5py, zipfile, zlib, pandas, struct)
+        # raise many types; the reader contract is a single documented exception.
         raise FormatError(
             f"{path}: could not read as a localisation file ({type(exc).__name__}: "
             f"{str(exc)[:200]})"
         ) from exc
 
 
-def _dispatch(path: Path, pixel_size_nm):
+def _dispatch(path: Path, pixel_size_nm, max_localisations):
     with open(path, "rb") as fh:
         head = fh.read(8)
     if head[:4] == b"PK\x03\x04" or path.suffix.lower() == ".smlm":
@@ -125,11 +119,11 @@ def _dispatch(path: Path, pixel_size_nm):
 
         if head[:4] != b"PK\x03\x04":
             raise FormatError(f"{path}: expected a .smlm zip archive; found no zip signature")
-        return read_smlm(path, pixel_size_nm)
+        return read_smlm(path, pixel_size_nm, max_localisations)
     from .readers.hdf5 import is_hdf5, read_hdf5
 
     if is_hdf5(path) or path.suffix.lower() in (".h5", ".hdf5", ".mat"):
-        return read_hdf5(path, pixel_size_nm)
+        return read_hdf5(path, pixel_size_nm, max_localisations)
     from .readers.text import read_text_table
 
     return read_text_table(path, pixel_size_nm)

@@ -16,6 +16,57 @@ import numpy as np
 
 from .params import CalibrationParams, ModelParams
 
+#: Channel names (case-insensitive, in this order) by which a 2-channel image says that it
+#: holds ``(phi_w, phi_d)`` phase fields rather than densities.
+PHASE_CHANNEL_NAMES = ("phi_w", "phi_d")
+
+
+def _channel_names(image, n: int) -> list[str]:
+    names = list((getattr(image, "metadata", None) or {}).get("channel_names") or [])
+    return [str(v) for v in names][:n] + [f"channel {i}" for i in range(len(names), n)]
+
+
+def _select_channel(data, image, channel, source):
+    """``(array, as_phases)``: the (H, W) density, or the (2, H, W) phases when the image or
+    the caller says the channels are (phi_w, phi_d). See ``from_density``'s ``channel``."""
+    if data.ndim != 3:
+        if channel not in (None, 0, "phases") or (channel == "phases" and data.ndim == 2):
+            raise FieldsError(
+                f"from_density ({source}): channel {channel!r} asked for, but the image has "
+                f"shape {data.shape} (one channel)"
+            )
+        return data, False
+    names = _channel_names(image, data.shape[0])
+    if channel is None:
+        if tuple(n.strip().lower() for n in names) == PHASE_CHANNEL_NAMES:
+            channel = "phases"
+        else:
+            raise FieldsError(
+                f"from_density ({source}): the image has {data.shape[0]} channels "
+                f"({', '.join(repr(n) for n in names)}); which one is the chromatin density? "
+                f"Choose one with channel=0..{data.shape[0] - 1} (batch config: "
+                "density_channel), or channel='phases' if they are (phi_w, phi_d) phase "
+                "fields of a simulation"
+            )
+    if channel == "phases":
+        if data.shape[0] != 2:
+            raise FieldsError(
+                f"from_density ({source}): channel='phases' needs 2 channels (phi_w, phi_d), "
+                f"found {data.shape[0]}"
+            )
+        return data, True
+    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)):
+        raise FieldsError(
+            f"from_density ({source}): channel must be a channel index or 'phases', found "
+            f"{channel!r}"
+        )
+    if not 0 <= int(channel) < data.shape[0]:
+        raise FieldsError(
+            f"from_density ({source}): channel {int(channel)} does not exist; the image has "
+            f"channels 0..{data.shape[0] - 1} ({', '.join(repr(n) for n in names)})"
+        )
+    return data[int(channel)], False
+
 
 # --- pure model functions ----------------------------------------------------------------
 def phase_fractions(phi_w, phi_d):
@@ -164,15 +215,23 @@ class ChromatinFields:
         mask=None,
         params: ModelParams | None = None,
         calibration: CalibrationParams | None = None,
+        channel: int | str | None = None,
     ) -> ChromatinFields:
         """Fields from a chromatin density image (total chromatin, e.g. rendered H2B STORM).
 
         Parameters
         ----------
-        image : ndarray (H, W) or (2, H, W), or a DensityImage-like object
-            One channel: density (any units). Two channels: ``(phi_w, phi_d)`` of a simulation
-            (sent to :meth:`from_phases`). An object with ``.data``, ``.pixel_size_nm`` and
-            ``.origin_nm`` (``io.DensityImage``) brings its own pixel size and origin.
+        image : ndarray (H, W) or (C, H, W), or a DensityImage-like object
+            One channel: density (any units). Several channels: see ``channel``. An object
+            with ``.data``, ``.pixel_size_nm`` and ``.origin_nm`` (``io.DensityImage``) brings
+            its own pixel size, origin and channel names (``.metadata["channel_names"]``).
+        channel : int, "phases" or None
+            Which channel of a (C, H, W) image is the density (int), or ``"phases"``: the two
+            channels are ``(phi_w, phi_d)`` phase fields of a simulation (sent to
+            :meth:`from_phases`). None: a 2-D image is the density; two channels are phases
+            only when the image says so (channel names exactly ``phi_w``, ``phi_d``, as
+            written by ``io.write_image``); any other multi-channel image is a FieldsError
+            asking which channel is the density.
         pixel_size_nm : float
             Pixel side in nm (required for a plain array; overrides the image's own).
         mask : ndarray (H, W) bool, optional
@@ -203,6 +262,7 @@ class ChromatinFields:
             path = getattr(image, "path", None)
             source = str(path) if path is not None else "DensityImage"
         data = np.asarray(data, dtype=np.float64)
+        data, as_phases = _select_channel(data, image, channel, source)
         if pixel_size_nm is None or not float(pixel_size_nm) > 0:
             raise FieldsError(
                 f"from_density ({source}): a positive pixel_size_nm is required, found "
@@ -210,7 +270,7 @@ class ChromatinFields:
             )
         pixel_size_nm = float(pixel_size_nm)
         spacing = pixel_size_nm / params.nm_per_unit
-        if data.ndim == 3 and data.shape[0] == 2:
+        if as_phases:
             fields = cls.from_phases(
                 data[0],
                 data[1],
@@ -224,8 +284,8 @@ class ChromatinFields:
             return fields
         if data.ndim != 2:
             raise FieldsError(
-                f"from_density ({source}): expected a 2D (H, W) density or a (2, H, W) "
-                f"(phi_w, phi_d) stack, found shape {data.shape}"
+                f"from_density ({source}): expected a 2D (H, W) density or a (C, H, W) "
+                f"image with a chosen channel, found shape {data.shape}"
             )
         if min(data.shape) < 8:
             raise FieldsError(f"from_density ({source}): image {data.shape} is too small")

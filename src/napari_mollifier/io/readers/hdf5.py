@@ -11,6 +11,7 @@ import numpy as np
 
 from .._table import build_localisations, check_pixel_size, path_name
 from ..errors import FormatError
+from ..limits import check_rows, check_stored
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -48,7 +49,32 @@ def detect_hdf5(path) -> str | None:
     return None
 
 
-def read_hdf5(path, pixel_size_nm=None):
+def read_dataset(ds, path, max_rows=None, max_bytes=None):
+    """Contents of ``ds`` after checking what it declares, before anything is read.
+
+    Rows (the longest axis of a (1, N) MATLAB column, else the first) must be at most
+    ``max_rows`` (default ``limits.MAX_LOCALISATIONS``) and the declared bytes at most
+    ``max_bytes`` when given; an uncompressed dataset must store all its bytes, a compressed
+    one at least 1/``MAX_COMPRESSION_RATIO`` of them (a declared, never-written dataset
+    stores none).
+    """
+    name, what = path_name(path), f"HDF5 dataset {ds.name!r}"
+    shape = tuple(int(n) for n in (ds.shape or ()))
+    if len(shape) == 2 and min(shape) == 1:
+        rows = max(shape)
+    else:
+        rows = shape[0] if shape else 1
+    check_rows(name, what, rows, max_rows)
+    declared = int(np.prod(shape, dtype=np.float64)) * ds.dtype.itemsize
+    if max_bytes is not None and declared > max_bytes:
+        raise FormatError(f"{name}: {what} declares {declared} bytes; at most {max_bytes} read")
+    if declared and ds.dtype.kind != "O":  # variable-length data lives on the global heap
+        compressed = ds.id.get_create_plist().get_nfilters() > 0
+        check_stored(name, what, declared, int(ds.id.get_storage_size()), compressed)
+    return ds[()]
+
+
+def read_hdf5(path, pixel_size_nm=None, max_localisations=None):
     import h5py
 
     fmt = detect_hdf5(path)
@@ -64,10 +90,10 @@ def read_hdf5(path, pixel_size_nm=None):
         )
     with h5py.File(path, "r") as f:
         if fmt == "picasso":
-            return _read_picasso(f, path, pixel_size_nm)
+            return _read_picasso(f, path, pixel_size_nm, max_localisations)
         if fmt == "smap":
-            return _read_smap(f, path)
-        return _read_decode(f, path, pixel_size_nm)
+            return _read_smap(f, path, max_localisations)
+        return _read_decode(f, path, pixel_size_nm, max_localisations)
 
 
 def _keys(path) -> str:
@@ -103,7 +129,7 @@ def _picasso_pixel_size(f, path) -> tuple[float | None, str | None]:
             continue
         raw = None
         if "metadata" in getattr(holder, "keys", lambda: [])():
-            raw = holder["metadata"][()]
+            raw = read_dataset(holder["metadata"], path, max_bytes=1 << 20)
         elif "metadata" in holder.attrs:
             raw = holder.attrs["metadata"]
         if raw is None:
@@ -123,8 +149,8 @@ def _picasso_pixel_size(f, path) -> tuple[float | None, str | None]:
     return None, None
 
 
-def _read_picasso(f, path, pixel_size_nm):
-    locs = f["locs"][()]
+def _read_picasso(f, path, pixel_size_nm, max_rows=None):
+    locs = read_dataset(f["locs"], path, max_rows)
     names = locs.dtype.names or ()
     for col in ("x", "y"):
         if col not in names:
@@ -178,7 +204,7 @@ _SMAP = {
 }
 
 
-def _read_smap(f, path):
+def _read_smap(f, path, max_rows=None):
     group = f.get("saveloc/loc")
     if group is None:
         raise FormatError(f"{path_name(path)}: SMAP file has no 'saveloc/loc' group")
@@ -195,13 +221,14 @@ def _read_smap(f, path):
             ds = group[name]
             if ds.shape is None or not hasattr(ds, "shape"):
                 continue
-            columns[canonical] = np.asarray(ds[()]).ravel()  # stored (1, N): flatten
+            # stored (1, N): flatten
+            columns[canonical] = np.asarray(read_dataset(ds, path, max_rows)).ravel()
             original[canonical] = f"saveloc/loc/{name}"
     return build_localisations(columns, path=path, fmt="smap", original_columns=original)
 
 
 # --- DECODE -------------------------------------------------------------------------------
-def _dataset(group, name):
+def _dataset(group, name, path, max_rows=None):
     """Dataset contents or None where missing, null (h5py.Empty) or zero-sized."""
     import h5py
 
@@ -210,7 +237,7 @@ def _dataset(group, name):
     ds = group[name]
     if not isinstance(ds, h5py.Dataset) or ds.shape is None:
         return None
-    return np.asarray(ds[()])
+    return np.asarray(read_dataset(ds, path, max_rows))
 
 
 def _attr_str(value) -> str:
@@ -221,10 +248,10 @@ def _attr_str(value) -> str:
     return str(value).strip().lower()
 
 
-def _read_decode(f, path, pixel_size_nm):
+def _read_decode(f, path, pixel_size_nm, max_rows=None):
     data = f["data"]
     meta = f["meta"].attrs if "meta" in f else {}
-    xyz = _dataset(data, "xyz")
+    xyz = _dataset(data, "xyz", path, max_rows)
     if xyz is None or xyz.size == 0:
         xyz = np.zeros((0, 3))
     if xyz.ndim != 2 or xyz.shape[1] < 2:
@@ -263,12 +290,12 @@ def _read_decode(f, path, pixel_size_nm):
     original = {"x_nm": "data/xyz[:,0]", "y_nm": "data/xyz[:,1]"}
     if xyz.shape[1] >= 3:
         columns["z_nm"], original["z_nm"] = xyz[:, 2], "data/xyz[:,2]"
-    sig = _dataset(data, "xyz_sig")
+    sig = _dataset(data, "xyz_sig", path, max_rows)
     if sig is not None and sig.ndim == 2 and sig.shape[0] == n and sig.shape[1] >= 2:
         columns["sigma_nm"] = 0.5 * (sig[:, 0] * sx + sig[:, 1] * sy)
         original["sigma_nm"] = "mean(data/xyz_sig[:,0:2])"
     for canonical, name in (("frame", "frame_ix"), ("photons", "phot"), ("background", "bg")):
-        values = _dataset(data, name)
+        values = _dataset(data, name, path, max_rows)
         if values is not None and values.size == n:
             columns[canonical], original[canonical] = values.ravel(), f"data/{name}"
     return build_localisations(

@@ -19,6 +19,7 @@ import numpy as np
 
 from .._table import build_localisations, check_pixel_size, parse_unit, path_name, unit_factor
 from ..errors import FormatError
+from ..limits import MAX_TABLE_COMPRESSION_RATIO, check_rows, check_stored
 
 _NAMES = {
     "x_nm": ("x", "position_x", "x_nm", "xnm", "xpos"),
@@ -132,7 +133,41 @@ def _record_dtype(dtypes: list[str], shapes, path) -> np.dtype:
     return np.dtype(fields)
 
 
-def read_smlm(path, pixel_size_nm=None):
+def _read_member(zf, member, offset, record, rows, path, max_rows):
+    """Bytes of the table (offset + rows records), checking the sizes the zip declares first:
+    never inflates more than the table needs, refuses zip bombs and truncated members."""
+    info = zf.getinfo(member)
+    what = f".smlm table {member!r}"
+    check_stored(
+        path_name(path),
+        what,
+        info.file_size,
+        info.compress_size,
+        compressed=info.compress_type != zipfile.ZIP_STORED,
+        max_ratio=MAX_TABLE_COMPRESSION_RATIO,
+        min_bytes=64 << 20,
+    )
+    if not 0 <= offset <= info.file_size:
+        raise FormatError(
+            f"{path_name(path)}: {what}: offset {offset} is outside the {info.file_size}-byte table"
+        )
+    available = (info.file_size - offset) // record.itemsize
+    if rows < 0:
+        rows = available
+    check_rows(path_name(path), what, rows, max_rows)
+    if rows > available:
+        raise FormatError(
+            f"{path_name(path)}: {what} is truncated: manifest says {rows} rows "
+            f"of {record.itemsize} bytes, found {available}"
+        )
+    with zf.open(member) as fh:
+        raw = fh.read(offset + rows * record.itemsize)
+    if len(raw) < offset + rows * record.itemsize:
+        raise FormatError(f"{path_name(path)}: {what} is shorter than its zip entry declares")
+    return raw, rows
+
+
+def read_smlm(path, pixel_size_nm=None, max_localisations=None):
     given = check_pixel_size(pixel_size_nm, path)
     manifest = read_manifest(path)
     entry, fmt = _table_entry(manifest, path)
@@ -173,15 +208,7 @@ def read_smlm(path, pixel_size_nm=None):
                 f"{path_name(path)}: .smlm table {member!r} not in the archive; found "
                 f"{', '.join(zf.namelist())}"
             )
-        raw = zf.read(member)
-    available = (len(raw) - offset) // record.itemsize if len(raw) >= offset else 0
-    if rows < 0:
-        rows = available
-    if rows > available:
-        raise FormatError(
-            f"{path_name(path)}: .smlm table {member!r} is truncated: manifest says {rows} rows "
-            f"of {record.itemsize} bytes, found {available}"
-        )
+        raw, rows = _read_member(zf, member, offset, record, rows, path, max_localisations)
     table = np.frombuffer(raw, dtype=record, count=rows, offset=offset)
     by_name = {}
     for i, h in enumerate(headers):
