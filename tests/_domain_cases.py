@@ -30,7 +30,16 @@ VALIDATED = {"density_neighbours": 12, "threshold_method": "otsu"}
 
 @cache
 def simulation(rate_ratio: float, sim_seed: int = 0):
-    return simulate_chromatin(rate_ratio, L=L_BOX, n=N, dt=0.1, t_end=30.0, seed=sim_seed)
+    import torch
+
+    # one thread: the 256^2 FFTs are small, and two spinning threads on a busy 2-core machine
+    # were measured ~10x slower
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return simulate_chromatin(rate_ratio, L=L_BOX, n=N, dt=0.1, t_end=30.0, seed=sim_seed)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def disk(radius_fraction: float = 0.45) -> np.ndarray:

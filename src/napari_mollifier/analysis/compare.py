@@ -136,7 +136,9 @@ def assign_conditions(rows: pd.DataFrame, conditions=None, group_by: str | None 
             raise ValueError(f"group_by: no column {group_by!r}; found {list(rows.columns)}")
         rows["condition"] = rows[group_by].astype(str)
     elif "condition" not in rows.columns:
-        raise ValueError("no conditions: give conditions=, group_by='folder' or a 'condition' column")
+        raise ValueError(
+            "no conditions: give conditions=, group_by='folder' or a 'condition' column"
+        )
     missing = rows["condition"].isna()
     if missing.any():
         names = ", ".join(map(str, rows.loc[missing, source][:5])) if source else ""
