@@ -97,3 +97,67 @@ def format_value(value) -> str:
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.6g}"
     return str(value)
+
+
+class BatchAnalysis:
+    """What the batch runner does besides the rate maps (``--domains``, ``--group-by``, ...).
+
+    Parameters
+    ----------
+    domains : bool
+        Run :func:`analyse_input` on every localisation input.
+    params : dict, optional
+        ``DomainParams`` fields (checked here, before any input is processed).
+    group_by : "folder" or None
+        Compare conditions = the inputs' folders at the end of the run.
+    conditions : path or dict, optional
+        CSV (``file``, ``condition``) or mapping of inputs to conditions, instead.
+    """
+
+    def __init__(self, domains=False, params=None, group_by=None, conditions=None):
+        from pathlib import Path as _Path
+
+        from .params import DomainParams
+
+        self.domains = bool(domains)
+        self.params = DomainParams.from_dict(params).to_dict() if params else {}
+        if group_by not in (None, "folder"):
+            raise ValueError(f"--group-by: expected 'folder', found {group_by!r}")
+        if conditions is not None and group_by is not None:
+            raise ValueError("--group-by and --conditions exclude each other")
+        if isinstance(conditions, (str, _Path)) and not _Path(conditions).is_file():
+            raise ValueError(f"--conditions: {conditions}: no such file")
+        self.group_by = group_by
+        self.conditions = conditions
+
+    @property
+    def compares(self) -> bool:
+        return self.group_by is not None or self.conditions is not None
+
+    def row(self, path, out_dir, stem: str, maps_path: str = "") -> dict:
+        """The domain columns of one input (empty when ``domains`` is off)."""
+        if not self.domains:
+            return {}
+        return analyse_input(path, out_dir, stem, self.params, maps_path or None)
+
+    def compare(self, summary_rows: list[dict], out_dir, say=print) -> list:
+        """Write ``comparison.csv`` / ``_values.csv`` / ``.png`` / ``.svg``; never raises."""
+        import pandas as pd
+
+        from .compare import compare_conditions
+
+        if not self.compares:
+            return []
+        rows = pd.DataFrame(summary_rows)
+        ok = rows["status"].isin(["ok", "resumed"])
+        if "domain_status" in rows.columns:
+            ok |= rows["domain_status"] == "ok"
+        try:
+            result = compare_conditions(rows[ok], self.conditions, self.group_by, out_dir=out_dir)
+        except Exception as exc:  # noqa: BLE001 - the maps are written; report and go on
+            say(f"comparison not written: {type(exc).__name__}: {exc}")
+            return []
+        for note in result.notes:
+            say(note)
+        say(f"comparison of {len(result.conditions)} condition(s): {result.files[0]}")
+        return result.files

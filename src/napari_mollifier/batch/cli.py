@@ -38,6 +38,7 @@ examples:
   python -m napari_mollifier.batch data/ -o out/ --pattern "*.csv" --recursive --workers 4
   python -m napari_mollifier.batch data/ -o out/ --config run.yaml --method pinn --resume
   python -m napari_mollifier.batch data/ -o out/ --scheduler tcp://head-node:8786
+  python -m napari_mollifier.batch dmso/ ezh2i/ -o out/ --domains --group-by folder
 See docs/batch.md for the config file format.
 """
 
@@ -110,7 +111,77 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="random seed (same for every file; default from config: 0)",
     )
+    domains = parser.add_argument_group("domain analysis (localisation inputs; docs/analysis.md)")
+    domains.add_argument(
+        "--domains",
+        action="store_true",
+        help="also measure heterochromatin domains: <name>.domains.csv and summary columns",
+    )
+    domains.add_argument(
+        "--domains-config",
+        metavar="FILE",
+        help="YAML or JSON of domain-analysis parameters (DomainParams fields)",
+    )
+    domains.add_argument(
+        "--domain-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="one domain-analysis parameter, e.g. eps_nm=30 or threshold_percentile=75 "
+        "(repeatable; overrides --domains-config)",
+    )
+    compare = domains.add_mutually_exclusive_group()
+    compare.add_argument(
+        "--group-by",
+        choices=["folder"],
+        help="compare conditions = input folders at the end (comparison.csv, .png, .svg)",
+    )
+    compare.add_argument(
+        "--conditions",
+        metavar="CSV",
+        help="compare conditions from a CSV with columns file, condition",
+    )
     return parser
+
+
+def analysis_from_args(args: argparse.Namespace):
+    """The :class:`analysis.batch.BatchAnalysis` the flags ask for, or None."""
+    wants = args.domains or args.group_by or args.conditions
+    if not wants and not (args.domains_config or args.domain_option):
+        return None
+    from ..analysis.batch import BatchAnalysis
+
+    params = {}
+    if args.domains_config:
+        params.update(_read_mapping_file(args.domains_config))
+    for item in args.domain_option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--domain-option: expected KEY=VALUE, found {item!r}")
+        params[key.strip()] = _parse_value(value.strip())
+    return BatchAnalysis(
+        domains=args.domains or bool(params), params=params, group_by=args.group_by,
+        conditions=args.conditions,
+    )  # fmt: skip
+
+
+def _read_mapping_file(path) -> dict:
+    import yaml
+
+    try:
+        with open(path) as handle:
+            data = yaml.safe_load(handle) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"--domains-config: {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"--domains-config: {path}: expected a mapping of parameters")
+    return data
+
+
+def _parse_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text) if text else None
 
 
 def config_from_args(args: argparse.Namespace) -> InferenceConfig:
@@ -148,6 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _terminate_as_interrupt()
     try:
         config = config_from_args(args)
+        analysis = analysis_from_args(args)
         result = run_batch(
             args.inputs,
             args.out_dir,
@@ -159,6 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             scheduler=args.scheduler,
             stream=sys.stderr,
+            analysis=analysis,
         )
     except KeyboardInterrupt:
         print(

@@ -188,12 +188,15 @@ def run_batch(
     workers: int | None = None,
     scheduler: str | None = None,
     stream: TextIO | None = None,
+    analysis=None,
 ) -> BatchResult:
     """Process every input into ``out_dir``; see ``python -m napari_mollifier.batch --help``.
 
     ``workers`` starts a local Dask cluster of that many single-threaded worker processes;
     ``scheduler`` connects to an existing Dask scheduler instead; neither runs here, one file
-    after another. Progress goes to ``stream`` (stderr by default).
+    after another. Progress goes to ``stream`` (stderr by default). ``analysis`` (an
+    :class:`napari_mollifier.analysis.batch.BatchAnalysis`) adds the domain analysis per input
+    (``<stem>.domains.csv``, summary columns) and the condition comparison at the end.
 
     Raises
     ------
@@ -261,6 +264,13 @@ def run_batch(
     summary_path = out_dir / SUMMARY_NAME
     atomic_write_text(config_path, _config_yaml(config))
 
+    extra: list[dict] | None = None
+    if analysis is not None and analysis.domains:
+        extra = [{} for _ in jobs]
+        for i, report in enumerate(reports):
+            if report is not None:  # resumed: the maps exist, the analysis runs again
+                extra[i] = analysis.row(jobs[i].path, out_dir, jobs[i].stem, report.maps_path)
+
     total = len(jobs)
     n_done = [total - len(todo)]
     n_resumed = total - len(todo)
@@ -279,11 +289,16 @@ def run_batch(
 
     def finished(index: int, report: FileReport) -> None:
         reports[index] = report
+        if extra is not None:
+            extra[index] = analysis.row(jobs[index].path, out_dir, jobs[index].stem,
+                                        report.maps_path)  # fmt: skip
         n_done[0] += 1
         _say(stream, _file_line(n_done[0], total, report))
+        if extra is not None and extra[index].get("domain_status") == "error":
+            _say(stream, f"  domain analysis failed: {extra[index]['domain_error']}")
         if report.traceback:
             _say(stream, report.traceback.rstrip())
-        write_summary(summary_path, jobs, reports)
+        write_summary(summary_path, jobs, reports, extra)
 
     try:
         if workers is None and scheduler is None:
@@ -291,9 +306,11 @@ def run_batch(
         else:
             _run_dask(jobs, todo, out_dir, config, finished, stream, workers, scheduler)
     except KeyboardInterrupt:
-        write_summary(summary_path, jobs, reports)
+        write_summary(summary_path, jobs, reports, extra)
         raise
-    write_summary(summary_path, jobs, reports)
+    write_summary(summary_path, jobs, reports, extra)
+    if analysis is not None and analysis.compares:
+        analysis.compare(_summary_rows(summary_path), out_dir, lambda text: _say(stream, text))
     final = [r for r in reports if r is not None]
     failed = any(r.status != "ok" and r.status != "resumed" for r in final)
     return BatchResult(
@@ -462,12 +479,26 @@ def _run_dask(jobs, todo, out_dir, config, finished, stream, workers, scheduler)
 
 
 # --- reporting --------------------------------------------------------------------------------
-def write_summary(path: Path, jobs: Sequence[Job], reports: Sequence[FileReport | None]) -> None:
-    """Write the run summary CSV atomically: one row per input, in input order."""
+def write_summary(
+    path: Path,
+    jobs: Sequence[Job],
+    reports: Sequence[FileReport | None],
+    extra: Sequence[dict] | None = None,
+) -> None:
+    """Write the run summary CSV atomically: one row per input, in input order.
+
+    ``extra`` (one dict per input) adds the domain-analysis columns
+    (``analysis.batch.BATCH_COLUMNS``) after the runner's own.
+    """
+    columns = list(SUMMARY_COLUMNS)
+    if extra is not None:
+        from ..analysis.batch import BATCH_COLUMNS, format_value
+
+        columns += [c for c in BATCH_COLUMNS if c not in columns]
     buffer = _stdio.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    for job, report in zip(jobs, reports, strict=True):
+    for i, (job, report) in enumerate(zip(jobs, reports, strict=True)):
         if report is None:
             report = FileReport(input=str(job.path), status=STATUS_NOT_RUN, output_stem=job.stem)
         row = report.to_dict()
@@ -475,8 +506,16 @@ def write_summary(path: Path, jobs: Sequence[Job], reports: Sequence[FileReport 
             value = row[name]
             row[name] = "" if value is None or math.isnan(value) else f"{value:.6g}"
         row["time_s"] = f"{row['time_s']:.3f}"
-        writer.writerow({name: row[name] for name in SUMMARY_COLUMNS})
+        out = {name: row[name] for name in SUMMARY_COLUMNS}
+        if extra is not None:
+            out.update({c: format_value(extra[i].get(c, "")) for c in BATCH_COLUMNS})
+        writer.writerow(out)
     atomic_write_text(path, buffer.getvalue())
+
+
+def _summary_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 def _file_line(done: int, total: int, report: FileReport) -> str:
