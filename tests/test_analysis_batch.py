@@ -12,7 +12,7 @@ import pytest
 from _domain_cases import VALIDATED, nucleus
 from napari_mollifier.analysis.batch import BATCH_COLUMNS, BatchAnalysis
 from napari_mollifier.batch import main, run_batch
-from napari_mollifier.inverse.config import InferenceConfig
+from napari_mollifier.inverse import InferenceConfig
 from napari_mollifier.physics import write_thunderstorm_csv
 
 
