@@ -66,7 +66,7 @@ def child(path: str, params: dict) -> dict:
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    steps, t0 = {}, time.perf_counter()
+    steps, t0, cpu0 = {}, time.perf_counter(), time.process_time()
     gen = iter_analyse_domains(xy, **params)
     last, name = t0, None
     try:
@@ -89,6 +89,7 @@ def child(path: str, params: dict) -> dict:
     return {
         "n": len(xy),
         "total_s": now - t0,
+        "cpu_s": time.process_time() - cpu0,
         "steps_s": steps,
         "peak_rss_mb": peak[0] / 2**20,
         "vmhwm_mb": None if hwm is None else hwm / 2**20,
@@ -125,12 +126,12 @@ def main(argv=None) -> int:
                 )  # fmt: skip
                 rows.append((name, json.loads(out.stdout.strip().splitlines()[-1])))
     print("\n| settings | localisations | total s | " + " | ".join(rows[0][1]["steps_s"])
-          + " | peak RSS MB (psutil) | VmHWM MB | domains |")  # fmt: skip
-    print("|---" * (6 + len(rows[0][1]["steps_s"])) + "|")
+          + " | CPU s | peak RSS MB (psutil) | VmHWM MB | domains |")  # fmt: skip
+    print("|---" * (7 + len(rows[0][1]["steps_s"])) + "|")
     for name, r in rows:
         steps = " | ".join(f"{v:.2f}" for v in r["steps_s"].values())
-        print(f"| {name} | {r['n']} | {r['total_s']:.1f} | {steps} | {r['peak_rss_mb']:.0f} | "
-              f"{r['vmhwm_mb']:.0f} | {r['n_domains']} |")  # fmt: skip
+        print(f"| {name} | {r['n']} | {r['total_s']:.1f} | {steps} | {r['cpu_s']:.1f} "
+              f"| {r['peak_rss_mb']:.0f} | {r['vmhwm_mb']:.0f} | {r['n_domains']} |")  # fmt: skip
     return 0
 
 
