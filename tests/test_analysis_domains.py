@@ -152,3 +152,12 @@ def test_scaling_law_ratio_sweep_is_monotone():
     ratios = (0.5, 0.75, 1.0, 1.25, 1.5)
     means = [_mean_scaling_ratio(r, (0, 1, 2)) for r in ratios]
     assert np.all(np.diff(means) > 0), means
+
+
+def test_duplicates_are_removed_keeping_first_occurrences():
+    from napari_mollifier.analysis import unique_localisations
+
+    xy = np.array([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0], [0.0, 9.0], [3.0, 4.0]])
+    unique, removed = unique_localisations(xy)
+    assert removed == 2
+    np.testing.assert_array_equal(unique, [[1.0, 2.0], [3.0, 4.0], [0.0, 9.0]])
