@@ -83,3 +83,31 @@ def test_unmapped_input_is_named():
     rows = [{"input": "data/a/c1.csv", "spacing_nm": 1.0}]
     with pytest.raises(ValueError, match="without a condition: data/a/c1.csv"):
         compare_conditions(rows, conditions={"other": "A"})
+
+
+def test_tables_are_written_without_matplotlib(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)  # import fails
+    rows = [
+        {"input": f"data/{c}/cell{i}.csv", "spacing_nm": 300.0 + 10 * i + 50 * (c == "b")}
+        for c in ("a", "b")
+        for i in range(3)
+    ]
+    result = compare_conditions(rows, group_by="folder", out_dir=tmp_path)
+    assert (tmp_path / "comparison.csv").is_file()
+    assert not (tmp_path / "comparison.png").exists()
+    assert any("matplotlib is not installed" in note for note in result.notes)
+
+
+def test_analysis_package_imports_no_gui_and_no_matplotlib():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, napari_mollifier.analysis, napari_mollifier.analysis.batch; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('qtpy', 'napari', 'matplotlib')]; "
+        "print(bad); sys.exit(bool(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
