@@ -109,7 +109,7 @@ def test_short_pinn_run_adds_layers_with_device_and_seed(viewer_and_widget, qtbo
         np.testing.assert_allclose(layer.scale, density.scale)
         np.testing.assert_allclose(layer.translate, density.translate)
         meta = layer.metadata
-        assert meta["config"]["method"] == "pinn" and meta["config"]["steps"] == 20
+        assert meta["config"]["method"] == "pinn" and meta["config"]["pinn"]["steps"] == 20
         assert meta["seed"] == 3 and meta["device"] == "cpu"
         assert meta["device_reason"]
     uncertainty = np.asarray(viewer.layers[f"{density.name} uncertainty"].data, dtype=float)
