@@ -97,3 +97,12 @@ def test_bad_domain_option_is_a_usage_error(folders, tmp_path):
     code = main([str(folders / "dmso"), "-o", str(tmp_path / "x"), "--domain-option", "epsnm=3"])
     assert code == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_image_inputs_are_skipped_and_missing_files_reported(tmp_path):
+    from napari_mollifier.analysis.batch import analyse_input
+
+    image = analyse_input(tmp_path / "cell.ome.tif", tmp_path, "cell")
+    assert image["domain_status"] == "skipped"
+    missing = analyse_input(tmp_path / "gone.csv", tmp_path, "gone")
+    assert missing["domain_status"] == "error" and "gone.csv" in missing["domain_error"]

@@ -44,14 +44,11 @@ def analyse_input(path, out_dir, stem: str, params: dict | None = None, maps_pat
     ``params`` are ``DomainParams`` fields; ``maps_path`` the rate-map OME-TIFF written for
     this input (for the uncertainty column), if any.
     """
-    from ..io import SUPPORTED_LOCALISATION_SUFFIXES
+    from ..io import input_kind
     from .core import analyse_domains
 
     row = dict.fromkeys(BATCH_COLUMNS, "")
-    name = Path(path).name.lower()
-    if not name.endswith(tuple(s.lower() for s in SUPPORTED_LOCALISATION_SUFFIXES)) or (
-        name.endswith((".tif", ".tiff", ".npy"))
-    ):
+    if input_kind(path) != "localisations":
         row["domain_status"] = "skipped"
         row["domain_error"] = "not a localisation table"
         return row
