@@ -74,6 +74,12 @@ def test_report_contract():
     labels = report.label_image()
     assert labels.max() == report.summary["n_domains"]
     assert labels.shape == report.boundary.grid.counts.shape
+    law = report.scaling_law_image()
+    inside = report.boundary.mask
+    assert np.isfinite(law[inside]).mean() > 0.99 and np.isnan(law[~inside]).all()
+    assert set(np.unique(law[inside])) <= set(
+        report.domains["scaling_law_ratio"].astype(np.float32)
+    )
     # the LAD band's inner edge lies 5 % of the nucleus radius inside the outline
     band = 0.05 * report.summary["nucleus_radius_nm"]
     dist, _ = report.boundary.distance(report.lad_inner_nm)

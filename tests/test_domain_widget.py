@@ -49,6 +49,9 @@ def test_widget_adds_aligned_layers_and_summary(qtbot, viewer_and_widget, tmp_pa
     assert len(shapes.data) == 2
     labels = viewer.layers[f"{name} domain labels"]
     assert labels.data.max() == report.summary["n_domains"]
+    law = viewer.layers[f"{name} scaling-law ratio"]
+    assert law.data.shape == labels.data.shape and np.isfinite(law.data).any()
+    assert "scaling law" in law.metadata["note"]
     # labels on the same world grid as the rendered density (same pixel, edges on multiples)
     density = next(lay for lay in viewer.layers if lay.metadata.get("napari_mollifier_kind")
                    == "density")  # fmt: skip

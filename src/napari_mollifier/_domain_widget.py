@@ -8,6 +8,7 @@ world coordinates (nm) as the density and rate-map layers of this plugin:
 - domain centres as Points sized by their diameter, the per-domain table as layer features;
 - the nuclear boundary and the inner edge of the LAD band as Shapes (polygons);
 - the clusters as Labels on the analysis grid (``scale = pixel``, ``translate = origin``);
+- the per-domain scaling-law ratio as a (hidden) image on that grid, nearest domain per pixel;
 - the per-nucleus summary in the widget and in the Points layer's metadata.
 """
 
@@ -253,4 +254,26 @@ def report_layers(report, name: str) -> list[tuple]:
         },
         "labels",
     )
-    return [labels, shapes, points]
+    law = report.scaling_law_image()
+    finite = law[np.isfinite(law)]
+    scaling = (
+        law,
+        {
+            "name": f"{name} scaling-law ratio",
+            "scale": (report.pixel_nm, report.pixel_nm),
+            "translate": report.origin_nm,
+            "colormap": "turbo",
+            "contrast_limits": _limits(finite),
+            "visible": False,  # a scaling law: shown on demand, next to the rate map
+            "metadata": {KIND_KEY: "scaling_law", "note": report.summary["scaling_law_note"]},
+        },
+        "image",
+    )
+    return [scaling, labels, shapes, points]
+
+
+def _limits(values: np.ndarray) -> tuple[float, float]:
+    if values.size == 0:
+        return (0.0, 1.0)
+    lo, hi = np.percentile(values, [1, 99])
+    return (float(lo), float(hi) if hi > lo else float(lo) + 1e-6)

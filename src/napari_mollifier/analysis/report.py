@@ -107,6 +107,27 @@ class DomainReport:
         with np.errstate(invalid="ignore"):
             return (total / count).astype(np.float32)
 
+    def scaling_law_image(self) -> np.ndarray:
+        """(H, W) float32 scaling-law ratio map on the grid: inside the nucleus mask, each pixel
+        takes the per-domain value (own R and spacing) of its nearest domain; NaN outside.
+
+        A scaling law, like the per-nucleus value (``summary["scaling_law_note"]``).
+        """
+        from .scaling import scaling_law_map
+
+        grid = self.boundary.grid
+        image = np.full(grid.counts.shape, np.nan, np.float32)
+        rows, cols = np.nonzero(self.boundary.mask)
+        if len(self.domains) == 0 or rows.size == 0:
+            return image
+        pixels = np.column_stack(
+            [grid.origin_nm[1] + cols * grid.pixel_nm, grid.origin_nm[0] + rows * grid.pixel_nm]
+        )
+        centres = self.domains[["x_nm", "y_nm"]].to_numpy(np.float64)
+        ratio = self.domains["scaling_law_ratio"].to_numpy(np.float64)
+        image[rows, cols] = scaling_law_map(centres, ratio, pixels)
+        return image
+
     def write_domains_csv(self, path) -> Path:
         """Per-domain table as CSV (lengths nm, densities per um^2)."""
         path = Path(path)
