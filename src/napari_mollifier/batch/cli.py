@@ -10,6 +10,7 @@ from ..choices import BACKBONES, DEVICES, RENDER_METHODS
 from ..inverse.config import InferenceConfig
 from ..inverse.registry import estimator_names
 from . import _signals
+from .analysis_flags import add_domain_arguments, analysis_from_args
 from .runner import (
     EXIT_OUTPUT,
     EXIT_USAGE,
@@ -45,6 +46,7 @@ examples:
   napari-mollifier data/ -o out/ --config run.yaml --method direct --resume
   napari-mollifier data/ -o out/ --config results/cell.json   # reproduce a result
   napari-mollifier data/ -o out/ --scheduler tcp://head-node:8786
+  napari-mollifier dmso/ ezh2i/ -o out/ --domains --group-by folder
 ("napari-mollifier" is the same program as "python -m napari_mollifier.batch".)
 See docs/batch.md for the config file format.
 """
@@ -149,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no progress bars or per-file lines; errors and the final summary only",
     )
+    add_domain_arguments(parser)
     return parser
 
 
@@ -250,6 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(exc.code or 0)
         verbosity = _verbosity(args)
         config = config_from_args(args)
+        analysis = analysis_from_args(args)
         result = run_batch(
             args.inputs,
             args.out_dir,
@@ -262,6 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             scheduler=args.scheduler,
             stream=sys.stderr,
             verbosity=verbosity,
+            analysis=analysis,
         )
         sys.stderr.flush()
         summary_table(result, sys.stdout)

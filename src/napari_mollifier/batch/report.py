@@ -35,12 +35,26 @@ SUMMARY_COLUMNS = (
 )
 
 
-def write_summary(path: Path, jobs: Sequence[Job], reports: Sequence[FileReport | None]) -> None:
-    """Write the run summary CSV atomically: one row per input, in input order."""
+def write_summary(
+    path: Path,
+    jobs: Sequence[Job],
+    reports: Sequence[FileReport | None],
+    extra: Sequence[dict] | None = None,
+) -> None:
+    """Write the run summary CSV atomically: one row per input, in input order.
+
+    ``extra`` (one dict per input) adds the domain-analysis columns
+    (``analysis.batch.BATCH_COLUMNS``) after the runner's own.
+    """
+    columns = list(SUMMARY_COLUMNS)
+    if extra is not None:
+        from ..analysis.batch import BATCH_COLUMNS, format_value
+
+        columns += [c for c in BATCH_COLUMNS if c not in columns]
     buffer = _stdio.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    for job, report in zip(jobs, reports, strict=True):
+    for i, (job, report) in enumerate(zip(jobs, reports, strict=True)):
         if report is None:
             report = FileReport(input=str(job.path), status=STATUS_NOT_RUN, output_stem=job.stem)
         row = report.to_dict()
@@ -48,8 +62,17 @@ def write_summary(path: Path, jobs: Sequence[Job], reports: Sequence[FileReport 
             value = row[name]
             row[name] = "" if value is None or math.isnan(value) else f"{value:.6g}"
         row["time_s"] = f"{row['time_s']:.3f}"
-        writer.writerow({name: row[name] for name in SUMMARY_COLUMNS})
+        out = {name: row[name] for name in SUMMARY_COLUMNS}
+        if extra is not None:
+            out.update({c: format_value(extra[i].get(c, "")) for c in BATCH_COLUMNS})
+        writer.writerow(out)
     atomic_write_text(path, buffer.getvalue())
+
+
+def summary_rows(path: Path) -> list[dict]:
+    """The rows of a written summary CSV (strings)."""
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 def file_line(done: int, total: int, report: FileReport) -> str:

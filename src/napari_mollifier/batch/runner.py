@@ -38,6 +38,7 @@ from .report import (
     ProgressPrinter,
     file_line,
     say,
+    summary_rows,
     summary_table,
     write_summary,
 )
@@ -106,6 +107,7 @@ def run_batch(
     scheduler: str | None = None,
     stream: TextIO | None = None,
     verbosity: int = 1,
+    analysis=None,
 ) -> BatchResult:
     """Process every input into ``out_dir``; see ``python -m napari_mollifier.batch --help``.
 
@@ -114,7 +116,9 @@ def run_batch(
     ``scheduler`` connects to an existing Dask scheduler instead; neither runs here, one file
     after another. Progress goes to ``stream`` (stderr by default): with ``verbosity`` 0 only
     errors, 1 also progress bars and one line per finished file, 2 also the tracebacks of
-    unexpected failures.
+    unexpected failures. ``analysis`` (an :class:`napari_mollifier.analysis.batch.BatchAnalysis`)
+    adds the domain analysis per input (``<stem>.domains.csv``, summary columns) and the
+    condition comparison at the end.
 
     Raises
     ------
@@ -151,22 +155,28 @@ def run_batch(
         raise output_error(out_dir, exc, CONFIG_NAME) from exc
     say(chatty, _start_line(len(jobs), todo, config, out_dir, workers, scheduler))
     n_done = [len(jobs) - len(todo)]
+    extra = _resumed_domains(analysis, jobs, reports, out_dir)
 
     def finished(index: int, report: FileReport) -> None:
         signum = _signals.received()
         if signum is not None:  # an interrupt that surfaced as this file's error: "not run"
             raise _signals.Interrupted(signum)
         reports[index] = report
+        if extra is not None:
+            job = jobs[index]
+            extra[index] = analysis.row(job.path, out_dir, job.stem, report.maps_path)
         n_done[0] += 1
         for warning in report.warnings:
             say(stream, f"warning: {warning}")
         where = stream if report.status == STATUS_ERROR else chatty
         say(where, file_line(n_done[0], len(jobs), report))
+        if extra is not None and extra[index].get("domain_status") == "error":
+            say(stream, f"  domain analysis failed: {extra[index]['domain_error']}")
         if report.traceback and verbosity >= 2:
             say(stream, report.traceback.rstrip())
         elif report.traceback:
             say(stream, "  (unexpected error: run with --verbose for its traceback)")
-        _write_summary_or_stop(summary_path, jobs, reports, out_dir)
+        _write_summary_or_stop(summary_path, jobs, reports, out_dir, extra)
 
     try:
         if workers is None and scheduler is None:
@@ -176,11 +186,13 @@ def run_batch(
             run_dask(jobs, todo, out_dir, config, finished, chatty, workers, scheduler)
     except (KeyboardInterrupt, BatchOutputError):
         try:
-            write_summary(summary_path, jobs, reports)
+            write_summary(summary_path, jobs, reports, extra)
         except OSError:
             pass  # the folder refuses writes: the error or interrupt is what the user sees
         raise
-    _write_summary_or_stop(summary_path, jobs, reports, out_dir)
+    _write_summary_or_stop(summary_path, jobs, reports, out_dir, extra)
+    if analysis is not None and analysis.compares:
+        analysis.compare(summary_rows(summary_path), out_dir, lambda text: say(chatty, text))
     final = [r for r in reports if r is not None]
     failed = any(r.status not in ("ok", "resumed") for r in final)
     return BatchResult(
@@ -193,11 +205,22 @@ def run_batch(
     )
 
 
-def _write_summary_or_stop(summary_path, jobs, reports, out_dir) -> None:
+def _write_summary_or_stop(summary_path, jobs, reports, out_dir, extra=None) -> None:
     try:
-        write_summary(summary_path, jobs, reports)
+        write_summary(summary_path, jobs, reports, extra)
     except OSError as exc:
         raise output_error(out_dir, exc, SUMMARY_NAME) from exc
+
+
+def _resumed_domains(analysis, jobs, reports, out_dir: Path) -> list[dict] | None:
+    """Domain columns per input (None when off); resumed inputs are analysed again here."""
+    if analysis is None or not analysis.domains:
+        return None
+    extra = [{} for _ in jobs]
+    for i, report in enumerate(reports):
+        if report is not None:
+            extra[i] = analysis.row(jobs[i].path, out_dir, jobs[i].stem, report.maps_path)
+    return extra
 
 
 def _check_options(resume, overwrite, workers, scheduler) -> None:
