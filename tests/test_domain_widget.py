@@ -10,7 +10,13 @@ import pytest
 pytestmark = pytest.mark.gui
 
 PLUGIN = "napari-mollifier"
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "nucleus_localisations.csv"
+SAMPLE = (
+    Path(__file__).resolve().parents[1]
+    / "src"
+    / "napari_mollifier"
+    / "sample_data"
+    / "nucleus_localisations.csv"
+)
 TIMEOUT_MS = 120_000
 
 

@@ -24,7 +24,13 @@ from hypothesis import strategies as st
 
 from napari_mollifier.io import FormatError, read_image, read_localisations, sniff_format
 
-SAMPLE_CSV = Path(__file__).resolve().parents[1] / "sample_data" / "nucleus_localisations.csv"
+SAMPLE_CSV = (
+    Path(__file__).resolve().parents[1]
+    / "src"
+    / "napari_mollifier"
+    / "sample_data"
+    / "nucleus_localisations.csv"
+)
 #: Declared rows larger than this machine's memory (the old code asked for tens of GB).
 HUGE_ROWS = 5_000_000_000
 
