@@ -21,6 +21,15 @@ class ModelParams:
         Mean nucleoplasm fraction ``<phi_w>`` assumed inside the nucleus.
     nm_per_unit : float
         Physical length of one model unit in nanometres (domains ~1 unit apart; 250-350 nm).
+    lamina_affinity : float
+        Attraction of heterochromatin to the nuclear envelope, ``h`` (model units: the
+        interface energy scale times length). It fixes the normal derivative at the wall:
+        ``l^2 n.grad(phi_h) = h`` with ``n`` the outward normal (``l^2 n.grad(phi_d) = h``,
+        ``l^2 n.grad(phi_w) = -h``, euchromatin neutral), the natural condition of a surface
+        energy ``-2 h phi_h`` on the wall; h > 0 grows a heterochromatin layer along the
+        envelope (LADs). 0 (default): a neutral wall, ``n.grad(phi) = 0``. The no-flux
+        conditions ``n.grad(mu_d) = n.grad(mu_w) = 0`` hold either way. Only walls use it (not
+        periodic boxes).
     """
 
     phi_max: float = 0.7
@@ -28,6 +37,7 @@ class ModelParams:
     gamma_ac: float = 1.0
     mean_nucleoplasm: float = 0.5
     nm_per_unit: float = 300.0
+    lamina_affinity: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
