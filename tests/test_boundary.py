@@ -114,3 +114,22 @@ def test_wall_line_density_counts_wall_faces():
     assert wall_line_density(np.ones((4, 4), bool), 1.0, "periodic").sum() == 0
     with pytest.raises(ValueError, match="image_border"):
         boundary_derivatives(np.ones((8, 8)), np.ones((8, 8), bool), 0.5, H, "closed")
+
+
+def test_extension_operator_is_the_same_gather_in_numpy_and_torch():
+    import torch
+
+    from napari_mollifier.mollifier.boundary import extension_operator
+
+    y, x = _grid(40)
+    mask = np.hypot(y - 1.0, x - 1.0) < 0.8
+    u = np.random.default_rng(1).standard_normal((2, 40, 40))
+    op = extension_operator(mask, 6, "open")
+    np.testing.assert_allclose(op.weight.sum(axis=1), 1.0)
+    ext = op.apply(u)
+    t = torch.tensor(u, requires_grad=True)
+    ext_t = op.apply(t)
+    np.testing.assert_allclose(ext_t.detach().numpy(), ext, atol=1e-12)
+    ext_t.sum().backward()  # differentiable: a network output can be extended
+    assert t.grad[:, ~mask].abs().max() == 0 and t.grad[:, mask].min() >= 1
+    assert np.array_equal(ext[:, 6:-6, 6:-6][:, mask], u[:, mask])  # inside untouched

@@ -107,20 +107,67 @@ def _mirror_points(inside, py, px, qy, qx, method):
     return py - 2 * d * ny, px - 2 * d * nx
 
 
-def extend_fields(
-    stack, mask, radius: int, image_border: str = "open", method: str = "sdf"
-) -> Extension:
-    """Extend (C, H, W) fields by ``radius`` pixels and across the outline of ``mask``.
+@dataclass
+class ExtensionOperator:
+    """The extension as a linear gather: every extended pixel is a weighted sum of at most 4
+    pixels of the (H, W) image (bilinear interpolation at its mirror point), so numpy data and
+    torch network outputs (differentiably) are extended the same way.
+
+    Attributes
+    ----------
+    index : ndarray (Hp * Wp, 4) int
+        Row-major pixel numbers in the (H, W) image; ``Hp = H + 2R``, ``Wp = W + 2R``.
+    weight : ndarray (Hp * Wp, 4) float64
+        Interpolation weights (rows sum to 1).
+    known, reflected : ndarray (Hp, Wp) bool
+        As in :class:`Extension`.
+    radius : int
+    shape : (H, W)
+    """
+
+    index: np.ndarray
+    weight: np.ndarray
+    known: np.ndarray
+    reflected: np.ndarray
+    radius: int
+    shape: tuple[int, int]
+
+    @property
+    def padded_shape(self) -> tuple[int, int]:
+        return (self.shape[0] + 2 * self.radius, self.shape[1] + 2 * self.radius)
+
+    def apply(self, u):
+        """Extend ``u`` (..., H, W), numpy or torch; returns (..., Hp, Wp) of the same kind."""
+        lead = tuple(u.shape[:-2])
+        if tuple(u.shape[-2:]) != tuple(self.shape):
+            raise ValueError(f"extension: expected (..., {self.shape}), found {tuple(u.shape)}")
+        if isinstance(u, np.ndarray):
+            flat = u.reshape(lead + (-1,))
+            out = np.sum(flat[..., self.index] * self.weight, axis=-1)
+            return out.reshape(lead + self.padded_shape)
+        import torch
+
+        index = torch.as_tensor(self.index, device=u.device)
+        weight = torch.as_tensor(self.weight, dtype=u.dtype, device=u.device)
+        flat = u.reshape(lead + (-1,))
+        out = (flat[..., index] * weight).sum(-1)
+        return out.reshape(lead + self.padded_shape)
+
+
+def extension_operator(
+    mask, radius: int, image_border: str = "open", method: str = "sdf"
+) -> ExtensionOperator:
+    """The gather that extends (H, W) fields by ``radius`` pixels and across the mask outline.
 
     See the module docstring for the rules. ``radius`` is the kernel radius in pixels.
     """
     from scipy import ndimage
 
-    stack, mask = _check(stack, mask, image_border)
+    _, mask = _check(np.zeros(np.shape(mask)), mask, image_border)
     r = int(radius)
-    pads = ((0, 0), (r, r), (r, r))
+    h, w = mask.shape
     mode = {"periodic": "wrap", "wall": "symmetric", "open": "edge"}[image_border]
-    values = np.pad(stack, pads, mode=mode)
+    source = np.pad(np.arange(h * w).reshape(h, w), r, mode=mode)
     # an open border is no wall: extend the mask by its edge so no false wall appears there;
     # beyond it only the continuation of a nucleus cut by the border is unknown (outside the
     # mask the envelope is in the image, and reflection works there as anywhere)
@@ -128,27 +175,48 @@ def extend_fields(
     beyond = np.zeros(inside.shape, bool)
     if image_border == "open":
         beyond[:] = inside
-        beyond[r : r + mask.shape[0], r : r + mask.shape[1]] = False
+        beyond[r : r + h, r : r + w] = False
     reflected = np.zeros(inside.shape, bool)
     if image_border != "open":
         reflected[:] = True
-        reflected[r : r + mask.shape[0], r : r + mask.shape[1]] = False
+        reflected[r : r + h, r : r + w] = False
     known = ~beyond
+    index = np.zeros((inside.size, 4), dtype=np.int64)
+    weight = np.zeros((inside.size, 4))
+    index[:, 0] = source.ravel()
+    weight[:, 0] = 1.0
     outside = ~inside
     if outside.any():
         _, (qy, qx) = ndimage.distance_transform_edt(outside, return_indices=True)
         py, px = np.nonzero(outside)
         my, mx = _mirror_points(inside, py, px, qy, qx, method)
-        filled = values[:, qy, qx]  # nearest inside value everywhere: safe to interpolate
-        coords = np.stack([my, mx])
-        for c in range(values.shape[0]):
-            values[c, py, px] = ndimage.map_coordinates(filled[c], coords, order=1, mode="nearest")
-        iy = np.clip(np.rint(my).astype(int), 0, inside.shape[0] - 1)
-        ix = np.clip(np.rint(mx).astype(int), 0, inside.shape[1] - 1)
-        ok = inside[iy, ix] & ~beyond[iy, ix]
-        known[py, px] &= ok
+        # bilinear at the mirror point; each corner stands for its nearest inside pixel
+        my = np.clip(my, 0, inside.shape[0] - 1)
+        mx = np.clip(mx, 0, inside.shape[1] - 1)
+        y0 = np.minimum(np.floor(my).astype(int), inside.shape[0] - 2)
+        x0 = np.minimum(np.floor(mx).astype(int), inside.shape[1] - 2)
+        fy, fx = my - y0, mx - x0
+        rows = py * inside.shape[1] + px
+        for k, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+            cy, cx = y0 + a, x0 + b
+            index[rows, k] = source[qy[cy, cx], qx[cy, cx]]
+            weight[rows, k] = (fy if a else 1 - fy) * (fx if b else 1 - fx)
+        iy, ix = np.rint(my).astype(int), np.rint(mx).astype(int)
+        known[py, px] &= inside[iy, ix] & ~beyond[iy, ix]
         reflected[py, px] = True
-    return Extension(values=values, known=known, reflected=reflected, radius=r)
+    return ExtensionOperator(index, weight, known, reflected, r, (h, w))
+
+
+def extend_fields(
+    stack, mask, radius: int, image_border: str = "open", method: str = "sdf"
+) -> Extension:
+    """Extend (C, H, W) fields by ``radius`` pixels and across the outline of ``mask``.
+
+    See the module docstring for the rules (:func:`extension_operator` applied to the data).
+    """
+    stack, mask = _check(stack, mask, image_border)
+    op = extension_operator(mask, radius, image_border, method)
+    return Extension(op.apply(stack), op.known, op.reflected, op.radius)
 
 
 def wall_line_density(mask, spacing: float, image_border: str = "open") -> np.ndarray:
