@@ -4,6 +4,13 @@
 ``eta``. See docs/mollifier.md.
 """
 
+from .boundary import (
+    IMAGE_BORDERS,
+    boundary_derivatives,
+    extend_fields,
+    extension_operator,
+    wall_line_density,
+)
 from .kernels import (
     DEFAULT_KERNEL,
     KERNEL_NAMES,
@@ -23,6 +30,11 @@ from .layer import (
 
 __all__ = [
     "BOUNDARIES",
+    "IMAGE_BORDERS",
+    "boundary_derivatives",
+    "extend_fields",
+    "extension_operator",
+    "wall_line_density",
     "DEFAULT_KERNEL",
     "KERNEL_NAMES",
     "MollifierLayer",
