@@ -16,8 +16,8 @@
 
 Default: a 3 x 3 um field (10 x 10 model units at 300 nm per unit, 256^2 simulation grid),
 nucleus ~2.6 um across, ~1e5 localisations, a few MB. ``--large``: a 12 x 12 um field, nucleus
-~10 um across, 1-3 million localisations, for benchmarks (not committed; the simulation takes
-tens of minutes on 2 cores).
+~10 um across, 1-3 million localisations, for benchmarks (not committed; measured 1.56 million
+localisations, 6 min, 2.9 GB on 2 shared cores).
 """
 
 from __future__ import annotations
