@@ -39,6 +39,9 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_mollifier.physics.chromatin import g as g_bulk
+from napari_mollifier.physics.chromatin import phase_fractions
+
 PROBLEM_ORDERS = {
     "langevin": 1,
     "heat": 2,
@@ -170,8 +173,8 @@ class Problem:
             grad_dot = out["dx"][0, 0] * out["dx"][0, 1] + out["dy"][0, 0] * out["dy"][0, 1]
             return lam_c * out["laplacian"][0, 0] + grad_dot + known_mollified["source"]
         phi_d, phi_w = fields[0], fields[1]
-        phi_h, phi_e = (1 - phi_w + phi_d) / 2, (1 - phi_w - phi_d) / 2
-        g = phi_h * (self.phi_max - phi_h) * (self.phi_max - 2 * phi_h)
+        phi_h, phi_e = phase_fractions(phi_w, phi_d)
+        g = g_bulk(phi_h, self.phi_max)
         lap = layers["lap"](torch.stack([g - phi_e, phi_e, phi_h])[None])
         bih = layers["bih"](phi_d[None, None])["biharmonic"][0, 0]
         lap_mu = lap["laplacian"][0, 0] - self.interface_length**2 * bih
@@ -214,8 +217,8 @@ class Problem:
             grad_l = torch.autograd.grad(lam.sum(), coords, create_graph=True)[0]
             return lam * lap(u) + (grad_u * grad_l).sum(1) + known["source"]
         phi_d, phi_w = fields
-        phi_h, phi_e = (1 - phi_w + phi_d) / 2, (1 - phi_w - phi_d) / 2
-        g = phi_h * (self.phi_max - phi_h) * (self.phi_max - 2 * phi_h)
+        phi_h, phi_e = phase_fractions(phi_w, phi_d)
+        g = g_bulk(phi_h, self.phi_max)
         mu_d = g - phi_e - self.interface_length**2 * lap(phi_d)
         return lap(mu_d) + 2 * (lam * phi_e - phi_h)
 
@@ -249,7 +252,7 @@ def make_problem(
         raise ValueError(f"noise must be >= 0 (fraction of the field's std), found {noise}")
     order = PROBLEM_ORDERS[name]
     if name == "langevin":
-        from napari_mollifier.physics.langevin import make_langevin_data
+        from _langevin import make_langevin_data
 
         d = make_langevin_data(n=n, duration=2.0, noise=noise, seed=seed)
         return Problem(
@@ -258,7 +261,7 @@ def make_problem(
             width=_width(order, d.dt, width_factor),
         )  # fmt: skip
     if name in ("heat", "heat-div"):
-        from napari_mollifier.physics.heat import make_heat_data
+        from _heat import make_heat_data
 
         form = "divergence" if name == "heat-div" else "nondivergence"
         d = make_heat_data(n=n, box=1.0, noise=noise, form=form, seed=seed)
@@ -313,9 +316,9 @@ def _make_chromatin_manufactured(n: int, noise: float, seed: int, width_factor: 
     pattern = pattern / np.max(np.abs(pattern))
     phi_d = 0.1 + 0.2 * pattern
     phi_w = 0.5 - 0.12 * pattern + 0.03 * modes(2, 1.0, 1)
-    phi_h, phi_e = (1 - phi_w + phi_d) / 2, (1 - phi_w - phi_d) / 2
+    phi_h, phi_e = phase_fractions(phi_w, phi_d)
     pm, ell = params.phi_max, params.interface_length
-    g = phi_h * (pm - phi_h) * (pm - 2 * phi_h)
+    g = g_bulk(phi_h, pm)
     mu_d = g - phi_e - ell**2 * _spectral_laplacian(phi_d, box)
     lam = (phi_h - _spectral_laplacian(mu_d, box) / 2) / phi_e
     if np.min(lam) <= 0 or np.min(phi_e) <= 0:  # pragma: no cover - guarded by the amplitudes
@@ -534,7 +537,7 @@ def reference_r(prob: Problem) -> dict:
     # R(lambda) = R(0) + lambda * 2 eta*phi_e is linear in a constant lambda: solve R = 0
     direct = (-r0 / (r1 - r0)).numpy()
     phi_d, phi_w = prob.data
-    phi_h, phi_e = (1 - phi_w + phi_d) / 2, (1 - phi_w - phi_d) / 2
+    phi_h, phi_e = phase_fractions(phi_w, phi_d)
     val = layers["lap"](torch.as_tensor(np.stack([phi_e, phi_h]))[None])["value"][0]
     truth = prob.interior(prob.truth)
 

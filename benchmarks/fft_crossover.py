@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from napari_mollifier.mollifier.layer import FFT_MIN_TAPS, _fft_conv_valid
+from napari_mollifier.mollifier.functional import FFT_MIN_TAPS
+from napari_mollifier.mollifier.functional import fft_conv_valid as _fft_conv_valid
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:

@@ -171,6 +171,7 @@ def train_cell(
     import numpy as np
     import torch
 
+    from napari_mollifier.inverse.pinn.trainer import Trainer
     from napari_mollifier.nets import build_backbone, count_parameters
 
     if method not in METHODS:
@@ -188,13 +189,6 @@ def train_cell(
     mean = data.reshape(prob.n_fields, -1).mean(1)
     std = data.reshape(prob.n_fields, -1).std(1)
 
-    def build():
-        net = build_backbone(
-            backbone, in_dim=prob.ndim, out_dim=prob.n_fields + 1, preset=preset, seed=seed
-        ).to(dev)
-        return net, torch.optim.Adam(net.parameters(), lr=lr)
-
-    net, opt = build()
     layers = {k: v.to(dev) for k, v in prob.layers(dtype).items()}
     known_moll = prob.mollify_known(layers, dtype, dev)
     known_flat = {
@@ -212,23 +206,34 @@ def train_cell(
         lam = torch.exp(lam_raw) if prob.positive else lam_raw * float(np.std(prob.data))
         return fields, lam
 
-    def step():
-        opt.zero_grad(set_to_none=True)
+    def objective(model):
+        """The cell's loss on the whole grid (the library's trainer takes the step)."""
         if method == "autodiff":
             c = coords.clone().requires_grad_(True)
-            fields, lam = outputs(net(c))
+            fields, lam = outputs(model(c))
             res = prob.residual_autodiff(fields, lam, c, known_flat)
         else:
-            fields, lam = outputs(net(coords))
+            fields, lam = outputs(model(coords))
             grids = torch.stack(fields).reshape(prob.n_fields, *prob.shape)
             res = prob.residual_mollifier(grids, lam.reshape(prob.shape), layers, known_moll)
         misfit = sum(((f - data_flat[c]) / std[c]).pow(2).mean() for c, f in enumerate(fields))
         misfit = misfit / prob.n_fields
         res_loss = (res / scale).pow(2).mean()
         loss = misfit + residual_weight * res_loss
-        loss.backward()
-        opt.step()
-        return loss.item(), misfit.item(), res_loss.item(), lam.detach()
+        return loss, {"misfit": misfit, "residual": res_loss, "lam": lam.detach()}
+
+    def build() -> Trainer:
+        net = build_backbone(
+            backbone, in_dim=prob.ndim, out_dim=prob.n_fields + 1, preset=preset, seed=seed
+        ).to(dev)
+        return Trainer(net, torch.optim.Adam(net.parameters(), lr=lr), objective)
+
+    def step():
+        out = trainer.step(0, steps)
+        loss = out["misfit"] + residual_weight * out["residual"]
+        return loss.item(), out["misfit"].item(), out["residual"].item(), out["lam"]
+
+    trainer = build()
 
     def lam_error(lam):
         est = prob.interior(lam.reshape(prob.shape).cpu().numpy().astype(np.float64))
@@ -242,7 +247,7 @@ def train_cell(
             step()
         peak_mb = meter.peak_mb()
         _malloc_returns_memory(False)
-        net, opt = build()  # the timed run starts from the same initialisation
+        trainer = build()  # the timed run starts from the same initialisation
     elif measure_memory:
         meter.start()
     curve, t_loss, t_err = [], None, None
@@ -284,7 +289,7 @@ def train_cell(
         "steps": steps,
         "lr": lr,
         "preset": preset,
-        "parameters": count_parameters(net),
+        "parameters": count_parameters(trainer.model),
         "mollifier_width": prob.width,
         "mollifier_width_px": prob.width / min(prob.spacing),
         "crop_px": prob.crop,

@@ -261,32 +261,23 @@ def _cost_job(method: str, backbone: str, patch: int, steps: int, threads: int) 
     import torch
 
     torch.set_num_threads(threads)
-    from napari_mollifier.inverse import InferenceConfig
+    import dataclasses
+
+    from napari_mollifier.inverse import InferenceConfig, prepare_fields
     from napari_mollifier.inverse.device import resolve_device
-    from napari_mollifier.inverse.pinn import (
-        PinnOptions,
-        _MemberTrainer,
-        _Problem,
-        _read_fields,
-        _warm_start,
-    )
+    from napari_mollifier.inverse.pinn.member import member_trainer
+    from napari_mollifier.inverse.pinn.problem import PinnProblem
+    from napari_mollifier.inverse.pinn.warm_start import warm_start
 
     fields = noisy_fields(simulation(), 0.05)
-    cfg = InferenceConfig(
-        method=method,
-        backbone=backbone,
-        patch_size=patch,
-        steps=steps,
-        ensemble_size=1,
-        device="cpu",
-        seed=0,
-    )
-    options = PinnOptions(fields_mode="network" if method == "pinn-autodiff" else "correction")
+    pinn = {"backbone": backbone, "patch_size": patch, "steps": steps, "ensemble_size": 1}
+    cfg = InferenceConfig(method=method, pinn=pinn, device="cpu", seed=0)
+    autodiff = method == "pinn-autodiff"
+    options = dataclasses.replace(cfg.pinn, fields_mode="network" if autodiff else "correction")
     device, _ = resolve_device("cpu")
-    data = _read_fields(fields)
-    warm = _warm_start(fields, cfg, data, options)
-    problem = _Problem(data, warm, cfg, options, device)
-    trainer = _MemberTrainer(problem, cfg, options, 0, method == "pinn-autodiff")
+    prepared = prepare_fields(fields, cfg)
+    problem = PinnProblem(prepared, warm_start(prepared, cfg), cfg, options, device)
+    trainer = member_trainer(problem, cfg, options, 0, autodiff, None)
     trainer.step(0, steps + 2)  # warm-up: allocations, kernel caches
     meter = PeakMeter("cpu")
     meter.start()
@@ -372,10 +363,10 @@ def speed(size: int, tiles: int = 1) -> dict:
         "direct_peak_rss_mb": direct_rss,
         "direct_valid_fraction": float(direct.valid_mask.mean()),
         "seconds": seconds,
-        "steps": cfg.steps,
+        "steps": cfg.pinn.steps,
         "steps_done": (result.diagnostics or {}).get("steps_done"),
-        "ensemble": cfg.ensemble_size,
-        "patch": cfg.patch_size,
+        "ensemble": cfg.pinn.ensemble_size,
+        "patch": cfg.pinn.patch_size,
         "mollifier_width_px": (width / float(fields.spacing)) if width else None,
         "valid_fraction": float(result.valid_mask.mean()),
         "peak_rss_mb": peak_rss_mb(),

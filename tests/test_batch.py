@@ -159,7 +159,7 @@ def test_folder_with_corrupt_file(input_dir, tmp_path, capsys):
 
     # the CSV went through rendering at render_pixel_size_nm: its map has that pixel size
     meta_b = json.loads((out_dir / "cell_b.json").read_text())
-    assert meta_b["pixel_size_nm"] == pytest.approx(InferenceConfig().render_pixel_size_nm)
+    assert meta_b["pixel_size_nm"] == pytest.approx(InferenceConfig().render.pixel_size_nm)
     meta_a = json.loads((out_dir / "cell_a.json").read_text())
     assert meta_a["pixel_size_nm"] == pytest.approx(PIXEL_NM)
 
@@ -343,7 +343,7 @@ def test_discovery_names_and_exclusions(tmp_path):
 def test_config_file_and_flags(tmp_path, input_dir):
     config_path = tmp_path / "run.yaml"
     InferenceConfig(
-        seed=3, calibration={"phi_h_high": 0.6}, render_pixel_size_nm=30.0, mollifier_width=0.9
+        seed=3, calibration={"phi_h_high": 0.6}, render={"pixel_size_nm": 30.0}, mollifier_width=0.9
     ).save(config_path)
     out_dir = tmp_path / "out"
     status = main(
@@ -362,7 +362,7 @@ def test_config_file_and_flags(tmp_path, input_dir):
     assert status == EXIT_OK
     effective = InferenceConfig.from_file(out_dir / CONFIG_NAME)
     assert effective.seed == 9  # the flag wins
-    assert effective.calibration.phi_h_high == 0.6 and effective.render_pixel_size_nm == 30.0
+    assert effective.calibration.phi_h_high == 0.6 and effective.render.pixel_size_nm == 30.0
     meta = json.loads((out_dir / "cell_b.json").read_text())
     assert InferenceConfig.from_dict(meta["config"]) == effective
     assert meta["pixel_size_nm"] == pytest.approx(30.0)
@@ -463,9 +463,8 @@ def test_sigterm_during_pinn_training_leaves_no_partial_output(input_dir, tmp_pa
         str(PIXEL_NM),
     ]
     config = tmp_path / "long.yaml"
-    InferenceConfig(steps=1_000_000, ensemble_size=1, patch_size=32, mollifier_width=WIDTH).save(
-        config
-    )
+    pinn = {"steps": 1_000_000, "ensemble_size": 1, "patch_size": 32}
+    InferenceConfig(pinn=pinn, mollifier_width=WIDTH).save(config)
     cmd += ["--config", str(config)]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

@@ -1,11 +1,16 @@
 """The 1st- and 2nd-order benchmark problems: exact data, and recoverable with the engine."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from napari_mollifier.mollifier import mollified_derivatives
-from napari_mollifier.physics.heat import heat_residual, make_heat_data
-from napari_mollifier.physics.langevin import langevin_residual, make_langevin_data
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _heat import heat_residual, make_heat_data  # noqa: E402
+from _langevin import langevin_residual, make_langevin_data  # noqa: E402
 
 
 def _fd_lap(u, h):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -78,17 +76,17 @@ def test_optical_path():
     assert result.metadata["calibration"]["phi_h_mean_mask"] > 0
 
 
-def test_fast_on_512():
+def test_automatic_width_on_512():
+    """A 512^2 image with the automatic width scans the ladder and maps the interior (its speed
+    is measured by benchmarks/pinn.py --speed, not here)."""
     rng = np.random.default_rng(0)
     phi_w = 0.5 + 0.1 * rng.standard_normal((512, 512))
     phi_d = 0.1 * rng.standard_normal((512, 512))
     fields = ChromatinFields.from_phases(phi_w, phi_d, spacing=0.04)
-    infer_rates(fields, InferenceConfig(mollifier_width=0.5))  # warm the kernel caches
-    t0 = time.perf_counter()
     result = infer_rates(fields, InferenceConfig())
-    elapsed = time.perf_counter() - t0
     assert result.ratio.shape == (512, 512)
-    assert elapsed < 3.0  # < 1 s on a laptop; generous for a loaded 2-core CI box
+    assert len(result.diagnostics["width_ladder"]) >= 3
+    assert result.valid_mask.mean() > 0.5
 
 
 def test_mask_edge_does_not_leak():

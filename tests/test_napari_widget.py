@@ -214,7 +214,7 @@ def test_widget_fields_make_the_config(make_napari_viewer):
     assert config.mollifier_width == pytest.approx(150.0 / 250.0)  # nm -> model units
     assert config.model.nm_per_unit == 250.0 and config.model.phi_max == pytest.approx(0.8)
     assert config.pixel_size_nm == 12.5
-    assert (config.method, config.backbone, config.steps, config.seed) == (
+    assert (config.method, config.pinn.backbone, config.pinn.steps, config.seed) == (
         "pinn",
         "pinnsformer",
         321,

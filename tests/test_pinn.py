@@ -21,6 +21,7 @@ from napari_mollifier.inverse.device import (  # noqa: E402
 )
 from napari_mollifier.inverse.pinn import PinnOptions, iter_pinn  # noqa: E402
 from napari_mollifier.physics.params import ModelParams  # noqa: E402
+from napari_mollifier.schema import to_dict  # noqa: E402
 
 torch.set_num_threads(2)
 
@@ -76,19 +77,14 @@ def manufactured(n=64, length=4.0, seed=0, noise=0.05):
     return fields, ratio
 
 
-def _small_config(**changes):
-    base = dict(
-        method="pinn",
-        backbone="pirate",
-        steps=40,
-        patch_size=24,
-        ensemble_size=2,
-        device="cpu",
-        seed=0,
-        learning_rate=2e-3,
-    )
-    base.update(changes)
-    return InferenceConfig(**base)
+def _small_config(options=None, **changes):
+    """A short PINN config; keywords naming ``config.pinn`` fields go into that section."""
+    pinn = dict(backbone="pirate", steps=40, patch_size=24, ensemble_size=2, learning_rate=2e-3)
+    pinn.update(to_dict(options) if options is not None else {})
+    top = dict(method="pinn", device="cpu", seed=0)
+    for key, value in changes.items():
+        (pinn if key in PinnOptions.__dataclass_fields__ else top)[key] = value
+    return InferenceConfig(**top, pinn=PinnOptions(**pinn))
 
 
 def _quality(estimate, truth, valid):
@@ -182,9 +178,9 @@ def test_mollified_derivatives_of_a_network_equal_mollified_autodiff_derivatives
 
 
 # --- trainer ----------------------------------------------------------------------------------
-def _run(fields, config, stop=None, options=None, stop_after=None):
+def _run(fields, config, stop=None, stop_after=None):
     events = []
-    for event in iter_pinn(fields, config, stop=stop, options=options):
+    for event in iter_pinn(fields, config, stop=stop):
         events.append(event)
         if stop_after is not None and event.step >= stop_after and stop is not None:
             stop.set()
@@ -193,8 +189,7 @@ def _run(fields, config, stop=None, options=None, stop_after=None):
 
 def test_short_training_improves_loss_and_fills_every_map():
     fields, _ = manufactured(n=48)
-    options = PinnOptions(progress_interval_s=0.0)
-    events = _run(fields, _small_config(steps=60), options=options)
+    events = _run(fields, _small_config(steps=60, progress_interval_s=0.0))
     result = events[-1].result
     assert result is not None and all(e.result is None for e in events[:-1])
     rms = result.diagnostics["residual_rms"]
@@ -236,8 +231,8 @@ def test_same_seed_same_map_and_other_seed_other_map():
 def test_stop_token_returns_best_result_so_far():
     fields, _ = manufactured(n=40, seed=3)
     stop = StopToken()
-    options = PinnOptions(progress_interval_s=0.0)
-    events = _run(fields, _small_config(steps=400), stop=stop, options=options, stop_after=5)
+    config = _small_config(steps=400, progress_interval_s=0.0)
+    events = _run(fields, config, stop=stop, stop_after=5)
     result = events[-1].result
     assert result is not None
     assert result.diagnostics["stopped"] is True
@@ -288,8 +283,8 @@ def test_second_equation_is_used_only_when_phi_e_is_observed():
     one = infer_rates(uniform, _small_config(steps=4, ensemble_size=1))
     assert one.metadata["equations"] == "rate"
     assert "residual_w" not in one.diagnostics["final_losses"][0]
-    with pytest.raises(ValueError, match="equations"):
-        list(iter_pinn(fields, _small_config(steps=1), options=PinnOptions(equations="three")))
+    with pytest.raises(ValueError, match="pinn.equations"):
+        _small_config(steps=1, equations="three")
 
 
 def test_bad_inputs_raise_clear_value_errors():

@@ -32,9 +32,8 @@ def _rel_l2(estimate, truth):
 
 
 def _pinn(steps, **changes):
-    return InferenceConfig(
-        method="pinn", steps=steps, ensemble_size=3, device="cpu", seed=0, **changes
-    )
+    pinn = {"steps": steps, "ensemble_size": 3}
+    return InferenceConfig(method="pinn", pinn=pinn, device="cpu", seed=0, **changes)
 
 
 def test_five_percent_noise_pinn_beats_direct():

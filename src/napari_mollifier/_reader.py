@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._layer_keys import KIND_KEY, MAP_STYLE
+
 #: Pixel size (nm) used to render localisation tables opened from File > Open; the same
 #: default as ``InferenceConfig.render_pixel_size_nm`` so the widget and the batch runner agree.
 RENDER_PIXEL_SIZE_NM = 20.0
@@ -30,17 +32,8 @@ RENDER_METHOD = "gaussian"
 #: At most this many localisations are shown as points (a whole nucleus has millions).
 MAX_POINTS = 20_000
 
-#: Colormaps for channels of rate-map files written by this plugin (see ``_widget.MAP_STYLE``).
-_CHANNEL_STYLE = {
-    "ratio": "turbo",
-    "phi_h": "viridis",
-    "residual": "PiYG",
-    "uncertainty": "inferno",
-}
 #: ``io.sniff_format`` names of image formats (everything else it names is a table).
 _IMAGE_FORMATS = ("ome-tiff", "tiff", "npy")
-#: Layer-metadata key naming what a layer of this plugin holds ("density", "localisations", ...).
-KIND_KEY = "napari_mollifier_kind"
 
 LayerData = tuple  # (data, kwargs, layer_type)
 
@@ -62,23 +55,21 @@ def napari_get_reader(path: str | Sequence[str]) -> Callable | None:
 
 
 def _kind(path) -> str | None:
-    """ "image", "localisations" or None, from the suffix and ``io.sniff_format``."""
+    """ "image", "localisations" or None: :func:`io.input_kind` confirmed by the header bytes."""
     from . import io as mio
 
     path = Path(path)
     if not path.is_file():
         return None
-    name = path.name.lower()
-    image_suffixes = tuple(s.lower() for s in mio.SUPPORTED_IMAGE_SUFFIXES)
-    locs_suffixes = tuple(s.lower() for s in mio.SUPPORTED_LOCALISATION_SUFFIXES)
-    if not name.endswith(image_suffixes + locs_suffixes):
+    kind = mio.input_kind(path)
+    if kind is None:
         return None
     found = mio.sniff_format(path)  # header bytes only; never raises
     if found is None:
         return None
     if found in _IMAGE_FORMATS:
-        return "image" if name.endswith(image_suffixes) else None
-    return "localisations" if name.endswith(locs_suffixes) else None
+        return "image" if kind == "image" else None
+    return "localisations" if kind == "localisations" else None
 
 
 def read_paths(path: str | Sequence[str], stack: bool = False) -> list[LayerData]:
@@ -129,9 +120,9 @@ def image_layer_data(path: str | os.PathLike) -> list[LayerData]:
         layer = density_layer_data(
             single, name=f"{_stem(path)} {name}", extra_metadata={"channel": name}
         )
-        style = _CHANNEL_STYLE.get(name)
+        style = MAP_STYLE.get(name)
         if style:
-            layer[1]["colormap"] = style
+            layer[1]["colormap"] = style["colormap"]
         layer[1]["visible"] = index == 0
         layers.append(layer)
     return layers

@@ -36,8 +36,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._reader import KIND_KEY, robust_limits
-from ._writer import MAP_KEY, RESULT_ID_KEY, SOURCE_KEY
+from ._layer_keys import KIND_KEY, MAP_KEY, MAP_STYLE, RESULT_ID_KEY, SOURCE_KEY
+from ._reader import robust_limits
+from .choices import BACKBONES, CALIBRATION_ANCHORS, DEVICES
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -45,17 +46,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .inverse.config import InferenceConfig
     from .inverse.result import RateMaps
 
-#: Display settings of the result layers: colormap, and whether limits are symmetric about 0.
-MAP_STYLE = {
-    "ratio": {"colormap": "turbo", "symmetric": False},
-    "phi_h": {"colormap": "viridis", "symmetric": False},
-    "residual": {"colormap": "PiYG", "symmetric": True},
-    "uncertainty": {"colormap": "inferno", "symmetric": False},
-}
-METHOD_CHOICES = ("direct", "pinn")
-BACKBONE_CHOICES = ("pirate", "pinn", "pinnsformer")
-DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
-ANCHOR_CHOICES = ("percentiles", "mean")
+METHOD_CHOICES = ("direct", "pinn")  # the widget offers these two of the registered estimators
+BACKBONE_CHOICES = BACKBONES
+DEVICE_CHOICES = DEVICES
+ANCHOR_CHOICES = CALIBRATION_ANCHORS
 #: narrowest dock at which every row of the widget shows its values (napari's default style)
 MIN_WIDTH_PX = 360
 
@@ -94,14 +88,8 @@ def run_inference(
         The final (or, after Stop, best-so-far) result.
     """
     from . import io as mio
-    from .inverse.api import ProgressEvent, iter_inference
-    from .physics.chromatin import ChromatinFields
+    from .pipeline import iter_pipeline
 
-    yield ProgressEvent(
-        0,
-        int(config.steps) if config.method != "direct" else 1,
-        message="preparing chromatin fields",
-    )
     density = mio.DensityImage(
         data=np.asarray(image, dtype=np.float64),
         pixel_size_nm=float(pixel_size_nm),
@@ -109,14 +97,8 @@ def run_inference(
         metadata={"source_layer": source},
         path=None,
     )
-    fields = ChromatinFields.from_density(
-        density,
-        pixel_size_nm=float(pixel_size_nm),
-        params=config.model,
-        calibration=config.calibration,
-    )
     result = None
-    for event in iter_inference(fields, config, stop=stop):
+    for event in iter_pipeline(density, config, stop=stop):
         if event.result is not None:
             result = event.result
         yield event
@@ -401,20 +383,18 @@ class InferRatesWidget(QWidget):
             anchor=self.anchor.currentText(),
             phi_e=float(self.phi_e.value()) if self.anchor.currentText() == "mean" else None,
         )
-        if not calibration.phi_h_high > calibration.phi_h_low:
-            raise ValueError(
-                f"phi_h range: expected low < high, found {calibration.phi_h_low} and "
-                f"{calibration.phi_h_high}"
-            )
+        pinn = {
+            "backbone": self.backbone.currentText(),
+            "steps": int(self.steps.value()),
+            "ensemble_size": int(self.ensemble.value()),
+            "patch_size": int(self.patch_size.value()),
+        }
         return InferenceConfig(
             method=self.method.currentText(),
             mollifier_width=(width_nm / nm_per_unit) if width_nm > 0 else None,
             model=model,
             calibration=calibration,
-            backbone=self.backbone.currentText(),
-            steps=int(self.steps.value()),
-            ensemble_size=int(self.ensemble.value()),
-            patch_size=int(self.patch_size.value()),
+            pinn=pinn,
             device=self.device.currentText(),
             seed=int(self.seed.value()),
             pixel_size_nm=float(self.pixel_size.value()),
@@ -443,11 +423,11 @@ class InferRatesWidget(QWidget):
         from napari.qt.threading import create_worker
         from napari.utils import cancelable_progress
 
-        from .inverse.api import StopToken
+        from .inverse.events import StopToken
 
         self._source_layer = layer
         self._stop_token = StopToken()
-        total = 1 if config.method == "direct" else int(config.steps)
+        total = 1 if config.method == "direct" else int(config.pinn.steps)
         self.progress_bar.setRange(0, max(total, 1))
         self.progress_bar.setValue(0)
         self.progress_bar.setVisible(True)

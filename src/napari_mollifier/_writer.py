@@ -15,11 +15,7 @@ from typing import Any
 
 import numpy as np
 
-#: Layer-metadata keys the widget adds next to ``RateMaps.full_metadata()``.
-MAP_KEY = "napari_mollifier_map"
-RESULT_ID_KEY = "napari_mollifier_result_id"
-SOURCE_KEY = "napari_mollifier_source_layer"
-KIND_KEY = "napari_mollifier_kind"
+from ._layer_keys import KIND_KEY, MAP_KEY, RESULT_ID_KEY, SOURCE_KEY  # noqa: F401 - re-exported
 
 #: Keys of ``RateMaps.full_metadata()`` that map to RateMaps fields rather than ``metadata``.
 _RESULT_FIELDS = (

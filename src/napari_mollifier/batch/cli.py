@@ -8,7 +8,9 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from ..inverse.config import DEVICES, METHODS, InferenceConfig
+from ..choices import DEVICES
+from ..inverse.config import InferenceConfig
+from ..inverse.registry import estimator_names
 from .runner import (
     EXIT_INTERRUPTED,
     EXIT_USAGE,
@@ -69,10 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--method",
-        choices=METHODS,
+        choices=estimator_names(),
         help="estimator: direct (weak form, seconds) or pinn (mollified PINN)",
     )
-    parser.add_argument("--device", choices=DEVICES, help="compute device (default: auto)")
+    parser.add_argument(
+        "--device",
+        metavar="DEVICE",
+        help=f"compute device: {', '.join(DEVICES)} or cuda:N (default: auto)",
+    )
     parser.add_argument(
         "--pixel-size-nm",
         type=float,

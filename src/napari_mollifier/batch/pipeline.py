@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..inverse.config import InferenceConfig
+from ..io import kinds as _io_kinds
 
 #: Hidden folder inside OUT_DIR that holds files being written (removed when a run starts).
 TMP_DIRNAME = ".napari-mollifier-tmp"
@@ -104,49 +105,10 @@ class FileReport:
         return asdict(self)
 
 
-# --- input classification ------------------------------------------------------------------
-def _suffix_tables() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    from .. import io as mio
-
-    locs = tuple(s.lower() for s in mio.SUPPORTED_LOCALISATION_SUFFIXES)
-    images = tuple(s.lower() for s in mio.SUPPORTED_IMAGE_SUFFIXES)
-    return locs, images
-
-
-def _matches(name: str, suffixes: tuple[str, ...]) -> str | None:
-    """Longest suffix in ``suffixes`` that ends ``name`` (so ".ome.tif" beats ".tif")."""
-    hits = [s for s in suffixes if name.endswith(s)]
-    return max(hits, key=len) if hits else None
-
-
-def input_kind(path: str | Path) -> str | None:
-    """ "image", "localisations" or None (unsupported suffix), from the file name only.
-
-    An image suffix wins over a localisation suffix when both match (density images are read
-    as images); ambiguous containers (``.h5``) are resolved by :func:`io.sniff_format` later.
-    """
-    name = Path(path).name.lower()
-    locs, images = _suffix_tables()
-    image_hit, locs_hit = _matches(name, images), _matches(name, locs)
-    if image_hit and (not locs_hit or len(image_hit) >= len(locs_hit)):
-        return "image"
-    if locs_hit:
-        return "localisations"
-    return None
-
-
-def supported_suffixes() -> tuple[str, ...]:
-    locs, images = _suffix_tables()
-    return tuple(sorted(set(locs) | set(images)))
-
-
-def strip_known_suffix(name: str) -> str:
-    """``"cell_01.ome.tif"`` -> ``"cell_01"``; ``"run_locs.hdf5"`` -> ``"run_locs"``."""
-    lower = name.lower()
-    hit = _matches(lower, supported_suffixes())
-    if hit:
-        return name[: len(name) - len(hit)]
-    return Path(name).stem or name
+# --- input classification (one classifier, in io) ---------------------------------------------
+input_kind = _io_kinds.input_kind
+supported_suffixes = _io_kinds.supported_suffixes
+strip_known_suffix = _io_kinds.strip_known_suffix
 
 
 # --- output files and their completeness -------------------------------------------------------
@@ -234,45 +196,10 @@ def atomic_write_text(path: str | Path, text: str, tmp_dir: str | Path | None = 
 
 # --- the pipeline ---------------------------------------------------------------------------
 def load_density(path: str | Path, config: InferenceConfig, timings: dict | None = None):
-    """Read ``path`` as a :class:`napari_mollifier.io.DensityImage`.
+    """Read ``path`` as a density image (see :func:`napari_mollifier.pipeline.load_density`)."""
+    from ..pipeline import load_density as load
 
-    Localisation tables are rendered at ``config.render_pixel_size_nm`` (nm per pixel) with
-    ``config.render_method``. ``config.pixel_size_nm`` (nm) is a fallback: it is used only when
-    the reader fails without it (a density image without pixel-size metadata, a camera-pixel
-    localisation file without its pixel size); a pixel size stored in the file wins.
-    Raises ``io.FormatError`` (a ValueError) for unsupported or unreadable files.
-    """
-    from .. import io as mio
-
-    timings = {} if timings is None else timings
-    path = Path(path)
-    kind = input_kind(path)
-    if kind is None:
-        raise mio.FormatError(
-            f"{path}: unsupported file type; expected one of the suffixes "
-            f"{', '.join(supported_suffixes())}, found {''.join(path.suffixes) or 'none'!r}"
-        )
-    t0 = time.perf_counter()
-    reader = mio.read_image if kind == "image" else mio.read_localisations
-    try:  # the file's own pixel size wins; config.pixel_size_nm only fills in a missing one
-        loaded = reader(path)
-    except mio.FormatError:
-        if config.pixel_size_nm is None:
-            raise
-        loaded = reader(path, pixel_size_nm=config.pixel_size_nm)
-    if kind == "image":
-        timings["read"] = time.perf_counter() - t0
-        return loaded
-    locs = loaded
-    t1 = time.perf_counter()
-    timings["read"] = t1 - t0
-    if len(locs.table) == 0:
-        raise mio.FormatError(f"{path}: the file holds no localisations; nothing to render")
-    density = mio.render_density(
-        locs, pixel_size_nm=config.render_pixel_size_nm, method=config.render_method
-    )
-    timings["render"] = time.perf_counter() - t1
-    return density
+    return load(Path(path), config, timings)
 
 
 def process_file(
@@ -322,24 +249,11 @@ def process_file(
     tmp_dir = out_dir / TMP_DIRNAME / f"{Path(stem).name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         from .. import io as mio
+        from ..pipeline import run_pipeline
 
         report.input_format = str(mio.sniff_format(path) or "")
         timings: dict[str, float] = {}
-        density = load_density(path, config, timings)
-
-        from ..inverse.api import infer_rates
-        from ..physics.chromatin import ChromatinFields
-
-        t0 = time.perf_counter()
-        fields = ChromatinFields.from_density(
-            density, params=config.model, calibration=config.calibration
-        )
-        timings["fields"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        result = infer_rates(fields, config, on_progress=on_progress)
-        timings["infer"] = time.perf_counter() - t0
-
+        result = run_pipeline(path, config, on_progress=on_progress, timings=timings)
         result.metadata.setdefault("source_file", str(path))
         t0 = time.perf_counter()
         written = _write_outputs(result, out_dir, stem, tmp_dir, report, timings, t_start)
@@ -437,6 +351,6 @@ def _write_outputs(
 
 
 def _jsonable(obj):
-    from ..inverse.result import _jsonable as to_jsonable
+    from ..inverse.result import jsonable
 
-    return to_jsonable(obj)
+    return jsonable(obj)

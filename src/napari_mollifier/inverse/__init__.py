@@ -1,11 +1,27 @@
-"""Rate estimators: direct weak-form, mollified PINN, autodiff baseline."""
+"""Rate estimators: direct weak-form, mollified PINN, autodiff baseline.
 
-from .api import ProgressEvent, StopToken, infer_rates, iter_inference
-from .config import InferenceConfig
+Flow: :mod:`.config` (one versioned config) -> :mod:`.prepared` (fields checked once) ->
+:mod:`.registry` (the estimator ``config.method`` names: :mod:`.direct`, :mod:`.pinn`) ->
+:mod:`.result` (one result type); :mod:`.events` holds the progress events and the stop token.
+"""
+
+from .api import infer_rates, iter_inference
+from .config import CONFIG_VERSION, DirectOptions, InferenceConfig, PinnOptions, RenderOptions
+from .events import ProgressEvent, StopToken
+from .prepared import PreparedFields, prepare_fields
+from .registry import estimator_names, register_estimator
 from .result import MAP_NAMES, RateMaps
 
 __all__ = [
+    "CONFIG_VERSION",
+    "DirectOptions",
     "InferenceConfig",
+    "PinnOptions",
+    "PreparedFields",
+    "RenderOptions",
+    "estimator_names",
+    "prepare_fields",
+    "register_estimator",
     "MAP_NAMES",
     "ProgressEvent",
     "RateMaps",

@@ -1,62 +1,22 @@
 """Entry points shared by every estimator: a progress generator and a draining wrapper.
 
-Training is a generator so that a GUI worker, a CLI and a test can all drive it: it yields small
-:class:`ProgressEvent` objects and checks a stop token between steps. The last event carries the
-result. ``infer_rates`` just drains the generator.
+``iter_inference`` validates the config, prepares the fields once (:mod:`.prepared`) and runs
+the estimator that ``config.method`` names (:mod:`.registry`). ``infer_rates`` drains it.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .config import InferenceConfig
+from .events import ProgressEvent, StopToken
+from .prepared import prepare_fields
+from .registry import get_estimator
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..physics.chromatin import ChromatinFields
     from .result import RateMaps
-
-
-@dataclass
-class ProgressEvent:
-    """One progress report.
-
-    Attributes
-    ----------
-    step, total : int
-        Steps done and the step budget (1/1 for one-shot methods).
-    losses : dict
-        Named scalar losses at this step (empty for one-shot methods).
-    elapsed_s : float
-        Seconds since the inference started.
-    message : str
-        Human-readable status ("training", "evaluating tiles", "stopped at step 120", ...).
-    result : RateMaps or None
-        Set on the final event only.
-    extra : dict
-        Method-specific numbers (current mollifier width, learning rate, ...).
-    """
-
-    step: int
-    total: int
-    losses: dict = field(default_factory=dict)
-    elapsed_s: float = 0.0
-    message: str = ""
-    result: RateMaps | None = None
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def done(self) -> bool:
-        return self.result is not None
-
-
-class StopToken(threading.Event):
-    """Set it (``token.set()``) from any thread to stop training at the next step.
-
-    The estimator then returns the best result so far as its final event.
-    """
 
 
 def iter_inference(
@@ -65,17 +25,11 @@ def iter_inference(
     """Run the estimator named by ``config.method``, yielding progress; the last event has
     ``.result`` set."""
     config = config or InferenceConfig()
+    if not isinstance(config, InferenceConfig):
+        raise TypeError(f"config: expected an InferenceConfig, found {type(config).__name__}")
     config.validate()
-    if config.method == "direct":
-        from .direct import iter_direct
-
-        yield from iter_direct(fields, config, stop=stop)
-    elif config.method in ("pinn", "pinn-autodiff"):
-        from .pinn import iter_pinn
-
-        yield from iter_pinn(fields, config, stop=stop)
-    else:  # validate() already refuses this; kept for type checkers
-        raise ValueError(f"unknown method {config.method!r}")
+    estimator = get_estimator(config.method)
+    yield from estimator(prepare_fields(fields, config), config, stop)
 
 
 def infer_rates(

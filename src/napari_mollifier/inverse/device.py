@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
+from ..choices import DEVICES as DEVICE_NAMES
+from ..choices import is_device_name
 
 
 class DeviceError(ValueError):
@@ -35,12 +36,28 @@ def _mps_status(torch) -> tuple[bool, str]:
     return True, "Apple MPS device"
 
 
+def _cuda_device(torch, name: str, cuda_ok: bool, cuda_why: str):
+    """``torch.device`` for "cuda" or "cuda:N", or DeviceError saying why not."""
+    if not cuda_ok:
+        raise DeviceError(
+            f"device {name!r} requested but CUDA is not available: {cuda_why}; "
+            "use device='auto' or 'cpu'"
+        )
+    index = int(name.partition(":")[2] or 0)
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise DeviceError(
+            f"device {name!r} requested but only {count} CUDA device(s) exist (0..{count - 1})"
+        )
+    return torch.device(name), f"requested: {name} ({cuda_why})"
+
+
 def resolve_device(name: str = "auto"):
     """Turn a device name into a ``torch.device`` and a human-readable reason.
 
     Parameters
     ----------
-    name : {"auto", "cpu", "cuda", "mps"}
+    name : {"auto", "cpu", "cuda", "cuda:N", "mps"}
         "auto" picks CUDA, then MPS, then CPU.
 
     Returns
@@ -57,19 +74,16 @@ def resolve_device(name: str = "auto"):
     """
     import torch
 
-    if name not in DEVICE_NAMES:
-        raise DeviceError(f"unknown device {name!r}: expected one of {DEVICE_NAMES}")
+    if not is_device_name(name):
+        raise DeviceError(
+            f"unknown device {name!r}: expected one of {DEVICE_NAMES} or 'cuda:N' (a GPU index)"
+        )
     if name == "cpu":
         return torch.device("cpu"), "requested: cpu"
     cuda_ok, cuda_why = _cuda_status(torch)
     mps_ok, mps_why = _mps_status(torch)
-    if name == "cuda":
-        if not cuda_ok:
-            raise DeviceError(
-                f"device 'cuda' requested but CUDA is not available: {cuda_why}; "
-                "use device='auto' or 'cpu'"
-            )
-        return torch.device("cuda"), f"requested: cuda ({cuda_why})"
+    if name.startswith("cuda"):
+        return _cuda_device(torch, name, cuda_ok, cuda_why)
     if name == "mps":
         if not mps_ok:
             raise DeviceError(

@@ -11,224 +11,222 @@ mollifier engine (:func:`napari_mollifier.mollifier.mollified_derivatives`).
 
 Edges: a **valid region**. The kernel has compact support (radius ``R`` pixels); an output pixel
 is kept only if its whole ``(2R + 1)^2`` support lies inside the nucleus mask and inside the
-image, so neither the nucleus rim nor the image border leaks inward. Outside the mask the fields
-are replaced by their mask means (any finite value works: they never reach a valid pixel).
+image (:func:`~napari_mollifier.inverse.prepared.valid_centres`), so neither the nucleus rim nor
+the image border leaks inward.
 
 Width: ``mollifier_width=None`` picks it by the quasi-optimality rule on a geometric ladder of
-widths starting at the smallest width that resolves 4th derivatives on the grid: the chosen
-width minimises the median change of the map between neighbouring widths (narrow widths change
-a lot because of noise, wide ones because of bias). The per-pixel ``uncertainty`` is the spread
-(standard deviation) of the map over the chosen width and its two neighbours on the ladder: a
-cheap sensitivity measure, not a calibrated posterior.
+widths (``config.direct``) starting at the smallest width that resolves 4th derivatives on the
+grid: the chosen width minimises the median change of the map between neighbouring widths
+(narrow widths change a lot because of noise, wide ones because of bias). The per-pixel
+``uncertainty`` is the spread (standard deviation) of the map over the chosen width and its two
+neighbours on the ladder: a cheap sensitivity measure, not a calibrated posterior.
 """
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 
-from .api import ProgressEvent
+from ..physics.chromatin import g
+from .events import ProgressEvent
+from .prepared import PreparedFields, valid_centres
 from .result import RateMaps
-
-LADDER_FACTOR = 1.2
-LADDER_SIZE = 9
-
-
-def _prepare(fields):
-    try:
-        phi_h = np.asarray(fields.phi_h, dtype=np.float64)
-        phi_e = np.asarray(fields.phi_e, dtype=np.float64)
-        spacing = float(fields.spacing)
-        mask = np.asarray(fields.mask, dtype=bool)
-    except AttributeError as exc:
-        raise ValueError(
-            f"direct estimator: expected ChromatinFields (phi_h, phi_e, spacing, mask), {exc}"
-        ) from exc
-    if phi_h.ndim != 2 or phi_h.shape != phi_e.shape or mask.shape != phi_h.shape:
-        raise ValueError(
-            f"direct estimator: phi_h, phi_e and mask must share one (H, W) shape, found "
-            f"{phi_h.shape}, {phi_e.shape}, {mask.shape}"
-        )
-    mask = mask & np.isfinite(phi_h) & np.isfinite(phi_e)
-    if mask.sum() == 0:
-        raise ValueError("direct estimator: the nucleus mask is empty")
-    # any finite fill works outside the mask: those values never reach a valid pixel
-    phi_h = np.where(mask, phi_h, phi_h[mask].mean())
-    phi_e = np.where(mask, phi_e, phi_e[mask].mean())
-    return phi_h, phi_e, spacing, mask
 
 
 class _Estimator:
     """Ratio maps at any width for one set of fields (the data stack is built once)."""
 
-    def __init__(self, phi_h, phi_e, spacing, mask, config):
-        self.phi_h, self.phi_e, self.spacing, self.mask = phi_h, phi_e, spacing, mask
-        self.config = config
-        model = config.model
+    def __init__(self, prepared: PreparedFields, kernel: str):
+        self.prepared, self.kernel = prepared, kernel
+        self.spacing, self.mask = prepared.spacing, prepared.mask
+        model = prepared.params
         self.l2 = model.interface_length**2
         self.gamma_ac = model.gamma_ac
-        g = phi_h * (model.phi_max - phi_h) * (model.phi_max - 2 * phi_h)
-        self.stack = np.stack([phi_h, phi_e, g - phi_e, phi_h - phi_e])
+        phi_h, phi_e = prepared.phi_h, prepared.phi_e
+        self.stack = np.stack([phi_h, phi_e, g(phi_h, model.phi_max) - phi_e, phi_h - phi_e])
 
     def radius_pixels(self, width: float) -> int:
-        from ..mollifier import support_radius
+        from ..mollifier import radius_pixels
 
-        return int(
-            math.floor(support_radius(self.config.kernel, width) / self.spacing * (1 - 1e-12))
-        )
+        return radius_pixels(self.kernel, width, self.spacing)
 
-    def valid(self, width: float) -> np.ndarray:
-        from scipy import ndimage
-
-        r = self.radius_pixels(width)
-        return ndimage.minimum_filter(
-            self.mask.astype(np.uint8), size=2 * r + 1, mode="constant", cval=0
-        ).astype(bool)
-
-    def ratio(self, width: float):
-        """(ratio, eta*phi_h, eta*phi_e, eta*lap(mu_d)) at ``width``; ratio NaN off-valid."""
+    def mollify(self, values, width: float, derivatives) -> dict:
         from ..mollifier import mollified_derivatives
 
-        mol = mollified_derivatives(
-            self.stack,
-            width,
-            (self.spacing, self.spacing),
-            ("value", "laplacian", "biharmonic"),
-            kernel=self.config.kernel,
-            boundary="reflect",
+        h = self.spacing
+        return mollified_derivatives(
+            values, width, (h, h), derivatives, kernel=self.kernel, boundary="reflect"
         )
+
+    def ratio(self, width: float):
+        """(ratio, eta*phi_h, eta*phi_e, eta*lap(mu_d), valid) at ``width``; ratio NaN
+        off-valid."""
+        mol = self.mollify(self.stack, width, ("value", "laplacian", "biharmonic"))
         lap_mu = mol["laplacian"][2] - self.l2 * mol["biharmonic"][3]
         m_h, m_e = mol["value"][0], mol["value"][1]
-        valid = self.valid(width) & (m_e > 1e-6)
+        valid = valid_centres(self.mask, self.radius_pixels(width)) & (m_e > 1e-6)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = (m_h - lap_mu / (2 * self.gamma_ac)) / m_e
         ratio = np.where(valid, ratio, np.nan)
         return ratio, m_h, m_e, lap_mu, valid
 
 
-def _ladder(kernel: str, spacing: float, shape) -> list[float]:
+def ladder(config, spacing: float, shape) -> list[float]:
+    """The automatic-width ladder (model units): geometric from just above the smallest width
+    resolving 4th derivatives, while a quarter of the smaller image side stays valid."""
     from ..mollifier import min_width, support_radius
 
-    w0 = 1.02 * min_width(kernel, 4, spacing)
-    # keep at least a quarter of the smaller image side valid
+    w0 = 1.02 * min_width(config.kernel, 4, spacing)
     max_radius = 0.375 * min(shape) * spacing
     widths = []
-    for k in range(LADDER_SIZE):
-        w = w0 * LADDER_FACTOR**k
-        if support_radius(kernel, w) > max_radius and widths:
+    for k in range(config.direct.ladder_size):
+        w = w0 * config.direct.ladder_factor**k
+        if support_radius(config.kernel, w) > max_radius and widths:
             break
         widths.append(w)
     return widths
 
 
-def iter_direct(fields, config, stop=None):
+def _given_width(est: _Estimator, config, maps: dict) -> float:
+    """Maps at the given width and its two ladder neighbours (for the uncertainty)."""
+    from ..mollifier import min_width
+
+    width = float(config.mollifier_width)
+    smallest = min_width(config.kernel, 4, est.spacing)
+    if width < smallest * (1 - 1e-9):
+        raise ValueError(
+            f"mollifier_width {width:.4g} model units is too narrow for the 4th derivatives "
+            f"of the {config.kernel!r} kernel at spacing {est.spacing:.4g}: use >= {smallest:.4g}"
+        )
+    factor = config.direct.ladder_factor
+    for w in (width / factor, width, width * factor):
+        if w >= smallest * (1 - 1e-9):
+            maps[w] = est.ratio(w)[0]
+    return width
+
+
+def _scan_ladder(est: _Estimator, config, maps: dict, criterion: dict, stop, t_start):
+    """Generator over the ladder widths (one event each), filling ``maps`` and ``criterion``."""
+    widths = ladder(config, est.spacing, est.mask.shape)
+    previous = None
+    for i, w in enumerate(widths):
+        maps[w] = est.ratio(w)[0]
+        if previous is not None:
+            both = np.isfinite(maps[w]) & np.isfinite(maps[previous])
+            if both.sum() > 0:
+                scale = np.median(np.abs(maps[w][both])) + 1e-12
+                change = np.median(np.abs(maps[w][both] - maps[previous][both]))
+                criterion[previous] = float(change / scale)
+        previous = w
+        yield ProgressEvent(
+            i + 1,
+            len(widths) + 1,
+            losses={},
+            elapsed_s=time.perf_counter() - t_start,
+            message=f"width {w:.3g}",
+            extra={"width": w},
+        )
+        if stop is not None and stop.is_set():
+            break
+
+
+def _uncertainty(maps: dict, width: float, valid: np.ndarray) -> np.ndarray | None:
+    """Spread of the ratio over the chosen width and its ladder neighbours."""
+    keys = sorted(maps)
+    idx = min(range(len(keys)), key=lambda i: abs(keys[i] - width))
+    neighbours = [maps[keys[i]] for i in range(max(idx - 1, 0), min(idx + 2, len(keys)))]
+    if len(neighbours) < 2:
+        return None
+    with warnings.catch_warnings():  # all-NaN stacks outside the valid region
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spread = np.nanstd(np.stack(neighbours), axis=0)
+    return np.where(valid, spread, np.nan)
+
+
+def _residual(est: _Estimator, width, ratio, m_h, lap_mu, valid) -> np.ndarray:
+    """Steady-state residual with the recovered lambda, mollified at the same width."""
+    lam_filled = np.where(valid, ratio, np.nanmedian(ratio) if valid.any() else 1.0)
+    m_lam_e = est.mollify(lam_filled * est.prepared.phi_e, width, ("value",))["value"]
+    residual = lap_mu + 2 * est.gamma_ac * (m_lam_e - m_h)
+    return np.where(valid, residual, np.nan)
+
+
+def iter_direct(prepared: PreparedFields, config, stop=None) -> Iterator[ProgressEvent]:
     """Generator: one progress event per ladder width, then the final event with the result.
 
     Parameters
     ----------
-    fields : ChromatinFields
+    prepared : PreparedFields
     config : InferenceConfig
-        Uses ``mollifier_width`` (model units, None = automatic), ``kernel``, ``model``.
+        Uses ``mollifier_width`` (model units, None = automatic), ``kernel``, ``direct``.
     stop : StopToken or None
         Checked between widths; stopping early uses the best width so far.
     """
-    from .._provenance import provenance
-    from ..mollifier import min_width, support_radius
-
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-    phi_h, phi_e, spacing, mask = _prepare(fields)
-    est = _Estimator(phi_h, phi_e, spacing, mask, config)
+    est = _Estimator(prepared, config.kernel)
     timings["prepare"] = time.perf_counter() - t_start
 
     t0 = time.perf_counter()
     criterion: dict[float, float] = {}
     maps: dict[float, np.ndarray] = {}
     if config.mollifier_width is not None:
-        width = float(config.mollifier_width)
-        smallest = min_width(config.kernel, 4, spacing)
-        if width < smallest * (1 - 1e-9):
-            raise ValueError(
-                f"mollifier_width {width:.4g} model units is too narrow for the 4th derivatives "
-                f"of the {config.kernel!r} kernel at spacing {spacing:.4g}: use >= {smallest:.4g}"
-            )
-        ladder = [width / LADDER_FACTOR, width, width * LADDER_FACTOR]
-        ladder = [w for w in ladder if w >= smallest * (1 - 1e-9)]
-        for w in ladder:
-            maps[w] = est.ratio(w)[0]
+        width = _given_width(est, config, maps)
         width_rule = "given"
-        yield ProgressEvent(
-            1,
-            2,
-            elapsed_s=time.perf_counter() - t_start,
-            message=f"mollifier width {width:.3g} (given)",
-        )
+        message = f"mollifier width {width:.3g} (given)"
+        yield ProgressEvent(1, 2, elapsed_s=time.perf_counter() - t_start, message=message)
     else:
-        ladder = _ladder(config.kernel, spacing, phi_h.shape)
-        total = len(ladder) + 1
-        prev = None
-        for i, w in enumerate(ladder):
-            maps[w] = est.ratio(w)[0]
-            if prev is not None:
-                both = np.isfinite(maps[w]) & np.isfinite(maps[prev])
-                if both.sum() > 0:
-                    scale = np.median(np.abs(maps[w][both])) + 1e-12
-                    criterion[prev] = float(
-                        np.median(np.abs(maps[w][both] - maps[prev][both])) / scale
-                    )
-            prev = w
-            yield ProgressEvent(
-                i + 1,
-                total,
-                losses={},
-                elapsed_s=time.perf_counter() - t_start,
-                message=f"width {w:.3g}",
-                extra={"width": w},
-            )
-            if stop is not None and stop.is_set():
-                break
-        if criterion:
-            width = min(criterion, key=criterion.get)
-        else:
-            width = ladder[0]
+        yield from _scan_ladder(est, config, maps, criterion, stop, t_start)
+        width = min(criterion, key=criterion.get) if criterion else min(maps)
         width_rule = "quasi-optimality (min median relative change between ladder widths)"
     timings["width_selection"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     ratio, m_h, m_e, lap_mu, valid = est.ratio(width)
-    # residual of the steady state with the recovered lambda, mollified at the same width
-    from ..mollifier import mollified_derivatives
-
-    lam_filled = np.where(valid, ratio, np.nanmedian(ratio) if valid.any() else 1.0)
-    m_lam_e = mollified_derivatives(
-        lam_filled * phi_e,
-        width,
-        (spacing, spacing),
-        ("value",),
-        kernel=config.kernel,
-        boundary="reflect",
-    )["value"]
-    residual = lap_mu + 2 * config.model.gamma_ac * (m_lam_e - m_h)
-    residual = np.where(valid, residual, np.nan)
-    # uncertainty: spread over the chosen width and its ladder neighbours
-    keys = sorted(maps)
-    idx = min(range(len(keys)), key=lambda i: abs(keys[i] - width))
-    neighbours = [maps[keys[i]] for i in range(max(idx - 1, 0), min(idx + 2, len(keys)))]
-    uncertainty = None
-    if len(neighbours) >= 2:
-        with warnings.catch_warnings():  # all-NaN stacks outside the valid region
-            warnings.simplefilter("ignore", RuntimeWarning)
-            spread = np.nanstd(np.stack(neighbours), axis=0)
-        uncertainty = np.where(valid, spread, np.nan)
+    residual = _residual(est, width, ratio, m_h, lap_mu, valid)
+    uncertainty = _uncertainty(maps, width, valid)
     timings["estimate"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
+    maps_out = {"ratio": ratio, "phi_h": m_h, "residual": residual, "uncertainty": uncertainty}
+    result = _assemble(
+        est,
+        config,
+        width=width,
+        width_rule=width_rule,
+        out=maps_out,
+        valid=valid,
+        maps=maps,
+        criterion=criterion,
+        timings=timings,
+    )
+    yield ProgressEvent(
+        len(maps) + 1,
+        len(maps) + 1,
+        elapsed_s=time.perf_counter() - t_start,
+        message=f"done (mollifier width {width:.3g} model units)",
+        result=result,
+        extra={"width": float(width)},
+    )
 
-    both = valid
-    balance_lhs = float(np.mean(ratio[both] * phi_e[both])) if both.any() else float("nan")
-    balance_rhs = float(np.mean(phi_h[both])) if both.any() else float("nan")
+
+def estimate_direct(prepared: PreparedFields, config, stop=None) -> RateMaps:
+    """The direct estimator's result (drains :func:`iter_direct`)."""
+    result = None
+    for event in iter_direct(prepared, config, stop):
+        result = event.result or result
+    return result
+
+
+def _assemble(est, config, *, width, width_rule, out, valid, maps, criterion, timings) -> RateMaps:
+    from .._provenance import provenance
+    from ..mollifier import min_width, support_radius
+
+    prepared = est.prepared
+    ratio, phi_h, phi_e = out["ratio"], prepared.phi_h, prepared.phi_e
+    any_valid = bool(valid.any())
     metadata = provenance(device="cpu")
     metadata.update(
         {
@@ -238,10 +236,10 @@ def iter_direct(fields, config, stop=None):
             "mollifier_radius_pixels": est.radius_pixels(width),
             "kernel": config.kernel,
             "seed": config.seed,
-            "calibration": dict(getattr(fields, "calibration", {}) or {}),
+            "calibration": prepared.calibration,
             "edge_handling": "valid region: kernel support inside the mask and the image",
             "uncertainty": "std of the ratio over the chosen width and its ladder neighbours"
-            if uncertainty is not None
+            if out["uncertainty"] is not None
             else None,
         }
     )
@@ -249,32 +247,26 @@ def iter_direct(fields, config, stop=None):
         "width_ladder": [float(w) for w in sorted(maps)],
         "width_criterion": {f"{w:.5g}": v for w, v in criterion.items()},
         "mollifier_width": float(width),
-        "min_width_4th_order": float(min_width(config.kernel, 4, spacing)),
+        "min_width_4th_order": float(min_width(config.kernel, 4, est.spacing)),
         "support_radius_model_units": float(support_radius(config.kernel, width)),
-        "global_balance_lambda_phi_e": balance_lhs,
-        "global_balance_phi_h": balance_rhs,
+        "global_balance_lambda_phi_e": float(np.mean(ratio[valid] * phi_e[valid]))
+        if any_valid
+        else float("nan"),
+        "global_balance_phi_h": float(np.mean(phi_h[valid])) if any_valid else float("nan"),
         "valid_fraction": float(valid.mean()),
-        "residual_rms": float(np.sqrt(np.nanmean(residual**2))) if valid.any() else None,
+        "residual_rms": float(np.sqrt(np.nanmean(out["residual"] ** 2))) if any_valid else None,
     }
-    result = RateMaps(
+    return RateMaps(
         ratio=ratio,
-        phi_h=np.where(valid, m_h, np.nan),
-        residual=residual,
-        uncertainty=uncertainty,
+        phi_h=np.where(valid, out["phi_h"], np.nan),
+        residual=out["residual"],
+        uncertainty=out["uncertainty"],
         valid_mask=valid,
         config=config,
-        spacing=spacing,
-        pixel_size_nm=getattr(fields, "pixel_size_nm", None),
-        origin_nm=tuple(getattr(fields, "origin_nm", (0.0, 0.0))),
+        spacing=est.spacing,
+        pixel_size_nm=prepared.pixel_size_nm,
+        origin_nm=tuple(prepared.origin_nm),
         timings=timings,
         metadata=metadata,
         diagnostics=diagnostics,
-    )
-    yield ProgressEvent(
-        len(maps) + 1,
-        len(maps) + 1,
-        elapsed_s=time.perf_counter() - t_start,
-        message=f"done (mollifier width {width:.3g} model units)",
-        result=result,
-        extra={"width": float(width)},
     )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import InferenceConfig
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import InferenceConfig
 
 #: Order and names of the maps written to disk and shown as layers.
 MAP_NAMES = ("ratio", "phi_h", "residual", "uncertainty")
@@ -83,7 +85,7 @@ class RateMaps:
 
     def full_metadata(self) -> dict:
         """Everything needed to reproduce this result, JSON-serialisable."""
-        return _jsonable(
+        return jsonable(
             {
                 "config": self.config.to_dict(),
                 "spacing_model_units": self.spacing,
@@ -103,12 +105,12 @@ class RateMaps:
         return write_maps(path, self)
 
 
-def _jsonable(obj):
+def jsonable(obj):
     """Recursively convert numpy scalars / arrays / tuples / paths for json.dumps."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
@@ -118,3 +120,6 @@ def _jsonable(obj):
     if isinstance(obj, float) and not np.isfinite(obj):
         return None if np.isnan(obj) else str(obj)
     return obj
+
+
+_jsonable = jsonable  # the name before version 2 of the config

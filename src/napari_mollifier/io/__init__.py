@@ -9,6 +9,7 @@ Everything here works in nanometres. See ``docs/formats.md`` for formats and con
 
 from .errors import FormatError
 from .images import read_image, write_image
+from .kinds import input_kind, strip_known_suffix, supported_suffixes
 from .render import RENDER_METHODS, render_density
 from .sniff import (
     SUPPORTED_IMAGE_SUFFIXES,
@@ -26,12 +27,15 @@ __all__ = [
     "SUPPORTED_LOCALISATION_SUFFIXES",
     "DensityImage",
     "FormatError",
+    "input_kind",
     "Localisations",
     "read_image",
     "read_localisations",
     "read_maps",
     "render_density",
     "sniff_format",
+    "strip_known_suffix",
+    "supported_suffixes",
     "write_image",
     "write_maps",
 ]

@@ -30,10 +30,11 @@ import math
 
 import numpy as np
 
+from ..choices import RENDER_METHODS
 from .errors import FormatError
 from .types import DensityImage, Localisations
 
-RENDER_METHODS = ("gaussian", "histogram")
+__all__ = ["RENDER_METHODS", "render_density"]
 
 
 def _grid(x, y, pixel_size_nm, origin_nm, shape, margin_px):

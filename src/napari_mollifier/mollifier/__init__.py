@@ -1,5 +1,8 @@
 """The mollifier engine: derivatives of a field on a grid by one convolution each.
 
+The functional form (:mod:`.functional`) is primary; :class:`MollifierLayer` wraps it with
+kernels kept as buffers and an optional learnable width.
+
 ``d^k (eta * u) = (d^k eta) * u`` with analytic derivatives of a smooth compact kernel
 ``eta``. See docs/mollifier.md.
 """
@@ -11,22 +14,18 @@ from .boundary import (
     extension_operator,
     wall_line_density,
 )
+from .functional import BOUNDARIES, derivative_terms, mollified_derivatives, mollify
 from .kernels import (
     DEFAULT_KERNEL,
     KERNEL_NAMES,
     kernel_weights,
     min_width,
     min_width_pixels,
+    radius_pixels,
     support_radius,
     transfer_error,
 )
-from .layer import (
-    BOUNDARIES,
-    MollifierLayer,
-    WidthSchedule,
-    derivative_terms,
-    mollified_derivatives,
-)
+from .layer import MollifierLayer, WidthSchedule
 
 __all__ = [
     "BOUNDARIES",
@@ -44,6 +43,8 @@ __all__ = [
     "min_width",
     "min_width_pixels",
     "mollified_derivatives",
+    "mollify",
+    "radius_pixels",
     "support_radius",
     "transfer_error",
 ]

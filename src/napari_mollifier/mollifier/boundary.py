@@ -276,8 +276,8 @@ def boundary_derivatives(
     """
     from scipy import ndimage
 
+    from .functional import mollified_derivatives
     from .kernels import kernel_weights
-    from .layer import mollified_derivatives
 
     stack, mask = _check(stack, mask, image_border)
     r = radius_pixels(kernel, width, spacing)

@@ -33,7 +33,8 @@ import numpy as np
 from numpy.polynomial import hermite_e
 from numpy.polynomial import polynomial as npoly
 
-KERNEL_NAMES = ("bump", "polynomial", "gaussian")
+from ..choices import KERNELS as KERNEL_NAMES
+
 DEFAULT_KERNEL = "polynomial"
 DEFAULT_EXPONENT = 12
 GAUSSIAN_TRUNCATION = 6.0
@@ -41,7 +42,8 @@ MAX_ORDER = 4
 DEFAULT_RTOL = 1e-3
 
 
-def _check_kernel(kernel: str, exponent: int) -> None:
+def check_kernel(kernel: str, exponent: int) -> None:
+    """ValueError for an unknown kernel or a polynomial exponent that is not smooth enough."""
     if kernel not in KERNEL_NAMES:
         raise ValueError(f"unknown mollifier kernel {kernel!r}: expected one of {KERNEL_NAMES}")
     if kernel == "polynomial" and (int(exponent) != exponent or exponent < 6):
@@ -109,7 +111,7 @@ def profile_derivative(kernel: str, order: int, s, exponent: int = DEFAULT_EXPON
 
 
 def _namespace(x):
-    if isinstance(x, np.ndarray) or np.isscalar(x):
+    if isinstance(x, (np.ndarray, np.generic, int, float)):
         return np
     import torch
 
@@ -128,32 +130,45 @@ def profile_integral(kernel: str, exponent: int = DEFAULT_EXPONENT) -> float:
     return float(np.sum(weights * profile_derivative("bump", 0, nodes)))
 
 
+def radius_pixels(kernel: str, width: float, spacing: float) -> int:
+    """Kernel radius in grid steps: the most ``j`` with ``j * spacing`` inside the open support
+    (``width`` and ``spacing`` in the same units)."""
+    return int(math.floor(support_radius(kernel, float(width)) / spacing * (1 - 1e-12)))
+
+
 def grid_offsets(kernel: str, width: float, spacing: float) -> np.ndarray:
     """Offsets ``j * spacing`` (same units as width) covering the open support."""
-    radius = int(math.floor(support_radius(kernel, width) / spacing * (1 - 1e-12)))
+    radius = radius_pixels(kernel, width, spacing)
     return np.arange(-radius, radius + 1) * spacing
 
 
 def kernel_weights(
     kernel: str,
     order: int,
-    width: float,
+    width,
     spacing: float,
     exponent: int = DEFAULT_EXPONENT,
     correct_moments: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
+):
     """Offsets and float64 weights of the sampled ``order``-th kernel derivative.
 
     Returns ``(offsets, weights)``, both shape (2R + 1,). Applying them as a convolution,
-    ``out(x) = sum_j weights[j] * u(x - offsets[j])``, gives ``d^order (eta * u)``.
+    ``out(x) = sum_j weights[j] * u(x - offsets[j])``, gives ``d^order (eta * u)``. ``width``
+    is a number (numpy out) or a 0-d float64 torch tensor (torch out, differentiable in the
+    width: the learnable-width layer samples its kernels here).
     """
-    _check_kernel(kernel, exponent)
-    offsets = grid_offsets(kernel, width, spacing)
+    check_kernel(kernel, exponent)
+    xp = _namespace(width)
+    radius = radius_pixels(kernel, float(width), spacing)
+    if xp is np:
+        offsets = np.arange(-radius, radius + 1) * spacing
+    else:
+        offsets = xp.arange(-radius, radius + 1, dtype=width.dtype, device=width.device) * spacing
     s = offsets / width
     z = profile_integral(kernel, exponent)
     weights = spacing * profile_derivative(kernel, order, s, exponent) / (z * width ** (order + 1))
     if correct_moments:
-        envelope = np.abs(profile_derivative(kernel, 0, s, exponent))
+        envelope = abs(profile_derivative(kernel, 0, s, exponent))
         weights = _moment_correct(weights, s, envelope, order, width)
     return offsets, weights
 
@@ -221,7 +236,7 @@ def min_width_pixels(
     Scans widths from the top down (coarse, then fine between the first failure and the last
     success) so that a lucky narrow width below a failing one is never accepted.
     """
-    _check_kernel(kernel, exponent)
+    check_kernel(kernel, exponent)
     if not 0 <= order <= MAX_ORDER:
         raise ValueError(f"derivative order must be 0..{MAX_ORDER}, found {order}")
     top = {"bump": 600.0, "polynomial": 60.0, "gaussian": 10.0}[kernel]

@@ -9,72 +9,31 @@ laplacian / biharmonic are short sums of separable terms.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from .functional import (
+    BOUNDARIES,
+    METHODS,
+    check_width,
+    derivative_terms,
+    max_orders,
+    mollified_derivatives,
+    mollify,
+    smallest_width,
+)
 from .kernels import (
     DEFAULT_EXPONENT,
     DEFAULT_KERNEL,
     DEFAULT_RTOL,
-    MAX_ORDER,
-    _check_kernel,
-    _moment_correct,
+    check_kernel,
     kernel_weights,
-    min_width,
-    profile_derivative,
-    profile_integral,
-    support_radius,
+    radius_pixels,
 )
 
-BOUNDARIES = ("valid", "reflect", "periodic")
-_AXIS_LETTERS = {1: "x", 2: "yx"}  # letters of the axes in array order (..., H, W)
-#: Kernels at least this many taps long are applied by FFT when ``method="auto"``.
-#: Measured with benchmarks/fft_crossover.py on a 2-core CPU (docs/benchmarks.md): FFT is faster
-#: from 9 taps with 1 thread; with 2 threads from 7-11 taps on 128-256 px images, while for
-#: 64 px float64 images conv1d stays faster up to 25 taps (both under 0.11 ms there).
-FFT_MIN_TAPS = 11
-
-
-def derivative_terms(name: str, ndim: int) -> list[tuple[float, tuple[int, ...]]]:
-    """Decompose a derivative name into ``[(coefficient, orders per axis), ...]``.
-
-    Axis orders follow array order: for ``ndim=2`` ``(order_y, order_x)`` (rows, columns).
-    Names: ``"value"``, ``"laplacian"``, ``"biharmonic"``, and ``"d"`` followed by axis letters
-    (``"dx"``, ``"dyy"``, ``"dxxyy"``, ...; 1D uses ``x`` only, up to ``"dxxxx"``).
-    """
-    if ndim not in _AXIS_LETTERS:
-        raise ValueError(f"ndim must be 1 or 2, found {ndim}")
-    letters = _AXIS_LETTERS[ndim]
-    unit = [tuple(2 if i == j else 0 for i in range(ndim)) for j in range(ndim)]
-    if name == "value":
-        return [(1.0, (0,) * ndim)]
-    if name == "laplacian":
-        return [(1.0, u) for u in unit]
-    if name == "biharmonic":
-        terms = []
-        for i in range(ndim):
-            for j in range(ndim):
-                orders = tuple(unit[i][a] + unit[j][a] for a in range(ndim))
-                terms.append((1.0, orders))
-        merged: dict[tuple[int, ...], float] = {}
-        for c, o in terms:
-            merged[o] = merged.get(o, 0.0) + c
-        return [(c, o) for o, c in merged.items()]
-    match = re.fullmatch(rf"d([{letters}]+)", name)
-    if match is None:
-        raise ValueError(
-            f"unknown derivative {name!r}: expected 'value', 'laplacian', 'biharmonic' or "
-            f"'d' + axis letters from {letters!r} (e.g. 'dx', 'dxx', 'dxxxx')"
-        )
-    orders = tuple(match.group(1).count(letter) for letter in letters)
-    if sum(orders) > MAX_ORDER or max(orders) > MAX_ORDER:
-        raise ValueError(f"derivative {name!r} exceeds the supported order {MAX_ORDER}")
-    return [(1.0, orders)]
+__all__ = ["MollifierLayer", "WidthSchedule", "derivative_terms", "mollified_derivatives"]
 
 
 class WidthSchedule:
@@ -153,6 +112,7 @@ class MollifierLayer(nn.Module):
     def __init__(
         self,
         ndim: int = 2,
+        *,
         kernel: str = DEFAULT_KERNEL,
         width: float | None = None,
         spacing: float | Sequence[float] = 1.0,
@@ -174,10 +134,10 @@ class MollifierLayer(nn.Module):
         dtype: torch.dtype = torch.float32,
     ):
         super().__init__()
-        _check_kernel(kernel, exponent)
+        check_kernel(kernel, exponent)
         if boundary not in BOUNDARIES:
             raise ValueError(f"boundary must be one of {BOUNDARIES}, found {boundary!r}")
-        if method not in ("auto", "direct", "fft"):
+        if method not in METHODS:
             raise ValueError(f"method must be 'auto', 'direct' or 'fft', found {method!r}")
         if isinstance(spacing, (int, float)):
             spacing = (float(spacing),) * ndim
@@ -192,10 +152,7 @@ class MollifierLayer(nn.Module):
         if not self.derivatives:
             raise ValueError("derivatives must name at least one output")
         self.terms = {name: derivative_terms(name, ndim) for name in self.derivatives}
-        # highest order needed along each axis decides the resolution requirement
-        self.max_order = tuple(
-            max(o[a] for terms in self.terms.values() for _, o in terms) for a in range(ndim)
-        )
+        self.max_order = max_orders(self.terms, ndim)
         self.learnable_width = learnable_width
         if width is None:
             width = 1.25 * self.min_width()
@@ -210,24 +167,12 @@ class MollifierLayer(nn.Module):
     # --- width handling ------------------------------------------------------------------
     def min_width(self) -> float:
         """Smallest width this layer accepts (max over axes of the per-order minimum)."""
-        return max(
-            min_width(self.kernel, self.max_order[a], self.spacing[a], self.rtol, self.exponent)
-            for a in range(self.ndim)
-        )
+        return smallest_width(self.kernel, self.max_order, self.spacing, self.rtol, self.exponent)
 
     def _check_width(self, width: float) -> None:
-        if not width > 0 or not math.isfinite(width):
-            raise ValueError(f"mollifier width must be a positive number, found {width!r}")
-        smallest = self.min_width()
-        if width < smallest * (1 - 1e-9):
-            order = max(self.max_order)
-            raise ValueError(
-                f"mollifier width {width:.4g} is too narrow for order-{order} derivatives with the "
-                f"{self.kernel!r} kernel at spacing {min(self.spacing):.4g}: the smallest width "
-                f"that resolves them (relative error <= {self.rtol:g}) is {smallest:.4g} "
-                f"({smallest / min(self.spacing):.1f} grid spacings). Use a wider mollifier, a "
-                f"finer grid, or the 'polynomial' / 'gaussian' kernel."
-            )
+        check_width(
+            width, self.min_width(), self.kernel, max(self.max_order), self.spacing, self.rtol
+        )
 
     @property
     def width(self) -> float:
@@ -251,9 +196,7 @@ class MollifierLayer(nn.Module):
     def radius_pixels(self) -> tuple[int, ...]:
         """Kernel radius in pixels per axis (what "valid" crops from each side)."""
         w = self.width
-        return tuple(
-            int(math.floor(support_radius(self.kernel, w) / h * (1 - 1e-12))) for h in self.spacing
-        )
+        return tuple(radius_pixels(self.kernel, w, h) for h in self.spacing)
 
     def _build_buffers(self, width: float) -> None:
         """Fixed-width kernels: computed once in float64, stored as buffers."""
@@ -276,20 +219,7 @@ class MollifierLayer(nn.Module):
         # differentiable in the width: sample the analytic derivative at the current width
         min_w = torch.tensor(self.min_width(), dtype=torch.float64, device=self.log_width.device)
         width = torch.maximum(self.log_width.exp(), min_w)
-        h = self.spacing[axis]
-        radius = int(
-            math.floor(support_radius(self.kernel, float(width.detach())) / h * (1 - 1e-12))
-        )
-        offsets = torch.arange(-radius, radius + 1, dtype=torch.float64, device=width.device) * h
-        s = offsets / width
-        z = profile_integral(self.kernel, self.exponent)
-        weights = (
-            h
-            * profile_derivative(self.kernel, order, s, self.exponent)
-            / (z * width ** (order + 1))
-        )
-        envelope = profile_derivative(self.kernel, 0, s, self.exponent).abs()
-        weights = _moment_correct(weights, s, envelope, order, width)
+        _, weights = kernel_weights(self.kernel, order, width, self.spacing[axis], self.exponent)
         return weights.to(dtype=dtype, device=device)
 
     # --- forward -------------------------------------------------------------------------
@@ -303,138 +233,14 @@ class MollifierLayer(nn.Module):
             )
         if not u.is_floating_point():
             u = u.to(self._dtype)
-        needed = {o for terms in self.terms.values() for _, o in terms}
-        cache: dict[tuple[int, ...], torch.Tensor] = {}
-        # pass along the last axis first, then along the others, reusing partial results
-        for orders in sorted(needed):
-            cache[orders] = self._separable(u, orders, cache)
-        out = {}
-        for name, terms in self.terms.items():
-            total = None
-            for coef, orders in terms:
-                term = cache[orders] if coef == 1.0 else coef * cache[orders]
-                total = term if total is None else total + term
-            out[name] = total
-        return out
 
-    def _separable(self, u, orders, cache):
-        # partial key: orders along the trailing axes already applied, leading axes pending
-        partial = u
-        for axis in reversed(range(self.ndim)):
-            key = ("partial", axis) + tuple(orders[axis:])
-            if key in cache:
-                partial = cache[key]
-                continue
-            kernel = self._kernel(axis, orders[axis], u.dtype, u.device)
-            partial = self._conv_axis(partial, kernel, axis + 2)
-            cache[key] = partial
-        return partial
+        def kernels(axis: int, order: int) -> torch.Tensor:
+            return self._kernel(axis, order, u.dtype, u.device)
 
-    def _conv_axis(self, x: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
-        """Convolve (true convolution) along tensor dimension ``dim`` with boundary handling."""
-        taps = kernel.numel()
-        radius = taps // 2
-        length = x.shape[dim]
-        moved = x.movedim(dim, -1)
-        lead = moved.shape[:-1]
-        flat = moved.reshape(-1, 1, length)
-        if self.boundary == "reflect":
-            if radius >= length:
-                raise ValueError(
-                    f"image axis of {length} pixels is too short for a mollifier radius of "
-                    f"{radius} pixels with reflect boundary; use a smaller width or a larger image"
-                )
-            flat = F.pad(flat, (radius, radius), mode="reflect")
-        elif self.boundary == "periodic":
-            if radius > length:
-                raise ValueError(
-                    f"periodic axis of {length} pixels is shorter than the mollifier radius "
-                    f"({radius} pixels)"
-                )
-            flat = F.pad(flat, (radius, radius), mode="circular")
-        elif length <= 2 * radius:
-            raise ValueError(
-                f"image axis of {length} pixels leaves no valid output for a mollifier radius "
-                f"of {radius} pixels"
-            )
-        use_fft = self.method == "fft" or (self.method == "auto" and taps >= FFT_MIN_TAPS)
-        if use_fft:
-            result = _fft_conv_valid(flat, kernel)
-        else:
-            result = F.conv1d(flat, kernel.flip(0).view(1, 1, -1))
-        return result.reshape(*lead, result.shape[-1]).movedim(-1, dim)
+        return mollify(u, kernels, self.terms, self.ndim, self.boundary, self.method)
 
     def extra_repr(self) -> str:
         return (
             f"ndim={self.ndim}, kernel={self.kernel!r}, width={self.width:.4g}, "
             f"spacing={self.spacing}, derivatives={self.derivatives}, boundary={self.boundary!r}"
         )
-
-
-def _fft_conv_valid(flat: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Valid part of the linear convolution of (N, 1, L) rows with a (K,) kernel, by FFT."""
-    length, taps = flat.shape[-1], kernel.numel()
-    n_fft = _good_fft_size(length + taps - 1)
-    spectrum = torch.fft.rfft(flat, n=n_fft) * torch.fft.rfft(kernel, n=n_fft)
-    full = torch.fft.irfft(spectrum, n=n_fft)
-    return full[..., taps - 1 : length]
-
-
-def _good_fft_size(n: int) -> int:
-    """Smallest 2^a 3^b 5^c >= n (fast sizes for pocketfft / cuFFT)."""
-    best = 1 << (n - 1).bit_length()
-    p5 = 1
-    while p5 < best:
-        p35 = p5
-        while p35 < best:
-            m = p35
-            while m < n:
-                m *= 2
-            best = min(best, m)
-            p35 *= 3
-        p5 *= 5
-    return best
-
-
-def mollified_derivatives(
-    u,
-    width: float,
-    spacing: float | Sequence[float],
-    derivatives: Sequence[str] = ("value", "laplacian", "biharmonic"),
-    kernel: str = DEFAULT_KERNEL,
-    boundary: str = "reflect",
-    **layer_kwargs,
-) -> dict:
-    """Functional twin of :class:`MollifierLayer`.
-
-    ``u`` may be a numpy array or a torch tensor of shape (H, W), (C, H, W) or (B, C, H, W) in
-    2D (spatial dims = ``len(spacing)`` if spacing is a sequence, else 2), (L,) ... in 1D.
-    numpy in -> float64 numpy out of the same leading shape; torch in -> torch out.
-    """
-    ndim = len(spacing) if isinstance(spacing, Sequence) else 2
-    is_numpy = isinstance(u, np.ndarray)
-    tensor = torch.from_numpy(np.asarray(u, dtype=np.float64)) if is_numpy else u
-    extra = tensor.dim() - ndim
-    if extra < 0 or extra > 2:
-        raise ValueError(
-            f"expected {ndim} spatial dims plus up to 2 leading dims, "
-            f"found shape {tuple(tensor.shape)}"
-        )
-    lead = tensor.shape[:extra]
-    batched = tensor.reshape((-1, 1) + tuple(tensor.shape[extra:])) if extra < 2 else tensor
-    layer = MollifierLayer(
-        ndim=ndim,
-        kernel=kernel,
-        width=width,
-        spacing=spacing,
-        derivatives=derivatives,
-        boundary=boundary,
-        dtype=tensor.dtype if tensor.is_floating_point() else torch.float64,
-        **layer_kwargs,
-    ).to(tensor.device)
-    out = layer(batched)
-    result = {}
-    for name, value in out.items():
-        value = value.reshape(tuple(lead) + tuple(value.shape[2:])) if extra < 2 else value
-        result[name] = value.detach().cpu().numpy() if is_numpy else value
-    return result

@@ -12,11 +12,10 @@ Every backbone takes (N, in_dim) float coordinates and returns (N, out_dim); it 
 
 from __future__ import annotations
 
+from ..choices import BACKBONES as BACKBONE_NAMES
 from .mlp import MLP, FourierFeatures
 from .pinnsformer import PINNsFormer, Wavelet
 from .pirate import PirateNet, RWFLinear
-
-BACKBONE_NAMES = ("pinn", "pirate", "pinnsformer")
 
 #: Sizes per preset and backbone. "default" is sized for the chromatin problem on a laptop CPU
 #: (a few thousand points per step in tens of ms); "paper" reproduces the sizes of the

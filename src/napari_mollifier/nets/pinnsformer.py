@@ -101,6 +101,7 @@ class PINNsFormer(nn.Module):
         self,
         in_dim: int = 2,
         out_dim: int = 3,
+        *,
         d_model: int = 32,
         heads: int = 2,
         tokens: int = 5,

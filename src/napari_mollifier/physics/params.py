@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+from ..choices import CALIBRATION_ANCHORS
+from ..schema import from_dict, option, to_dict, validate
 
 
 @dataclass
@@ -32,29 +35,24 @@ class ModelParams:
         periodic boxes).
     """
 
-    phi_max: float = 0.7
-    interface_length: float = 0.03
-    gamma_ac: float = 1.0
-    mean_nucleoplasm: float = 0.5
-    nm_per_unit: float = 300.0
-    lamina_affinity: float = 0.0
+    phi_max: float = option(0.7, low=0, high=1, low_open=True, high_open=True)
+    interface_length: float = option(0.03, low=0, low_open=True, unit="model units")
+    gamma_ac: float = option(1.0, low=0, low_open=True, unit="1 / model time")
+    mean_nucleoplasm: float = option(0.5, low=0, high=1, low_open=True, high_open=True)
+    nm_per_unit: float = option(300.0, low=1, high=1e5, unit="nm")
+    lamina_affinity: float = option(
+        0.0, unit="model units", doc="l^2 n.grad(phi_h) at the envelope (0: neutral wall)"
+    )
+
+    def __post_init__(self) -> None:
+        validate(self, prefix="model.")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> ModelParams:
-        data = dict(data or {})
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(
-                f"unknown model parameter(s) {sorted(unknown)}; "
-                f"expected some of {sorted(cls.__dataclass_fields__)}"
-            )
-        return cls(**data)
-
-
-CALIBRATION_ANCHORS = ("percentiles", "mean")
+        return from_dict(cls, data, prefix="model.")
 
 
 @dataclass
@@ -81,33 +79,28 @@ class CalibrationParams:
     ``mask_threshold`` times its 99th percentile.
     """
 
-    percentile_low: float = 1.0
-    percentile_high: float = 99.0
-    phi_h_low: float = 0.05
-    phi_h_high: float = 0.65
-    phi_e: float | None = None
-    anchor: str = "percentiles"
-    mask_smoothing_nm: float = 200.0
-    mask_threshold: float = 0.5
+    percentile_low: float = option(1.0, low=0, high=100, unit="percent")
+    percentile_high: float = option(99.0, low=0, high=100, unit="percent")
+    phi_h_low: float = option(0.05, low=0, high=1)
+    phi_h_high: float = option(0.65, low=0, high=1)
+    phi_e: float | None = option(None, low=0, high=1, low_open=True, high_open=True)
+    anchor: str = option("percentiles", choices=CALIBRATION_ANCHORS)
+    mask_smoothing_nm: float = option(200.0, low=0, high=1e5, unit="nm")
+    mask_threshold: float = option(0.5, low=0, high=1, low_open=True)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> CalibrationParams:
-        data = dict(data or {})
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(
-                f"unknown calibration parameter(s) {sorted(unknown)}; "
-                f"expected some of {sorted(cls.__dataclass_fields__)}"
-            )
-        return cls(**data)
+        return from_dict(cls, data, prefix="calibration.")
 
     def __post_init__(self) -> None:
-        if self.anchor not in CALIBRATION_ANCHORS:
+        validate(self, prefix="calibration.")
+        if not self.phi_h_high > self.phi_h_low:
             raise ValueError(
-                f"calibration anchor: expected one of {CALIBRATION_ANCHORS}, found {self.anchor!r}"
+                f"calibration phi_h range: expected phi_h_low < phi_h_high, found "
+                f"{self.phi_h_low} .. {self.phi_h_high}"
             )
         if self.anchor == "mean" and self.phi_e is None:
             raise ValueError(
