@@ -126,6 +126,7 @@ def test_extension_operator_is_the_same_gather_in_numpy_and_torch():
     u = np.random.default_rng(1).standard_normal((2, 40, 40))
     op = extension_operator(mask, 6, "open")
     np.testing.assert_allclose(op.weight.sum(axis=1), 1.0)
+    assert op.rows.size == (~np.pad(mask, 6, mode="edge")).sum()
     ext = op.apply(u)
     t = torch.tensor(u, requires_grad=True)
     ext_t = op.apply(t)

@@ -109,22 +109,28 @@ def _mirror_points(inside, py, px, qy, qx, method):
 
 @dataclass
 class ExtensionOperator:
-    """The extension as a linear gather: every extended pixel is a weighted sum of at most 4
-    pixels of the (H, W) image (bilinear interpolation at its mirror point), so numpy data and
-    torch network outputs (differentiably) are extended the same way.
+    """The extension as a linear gather, so numpy data and torch network outputs
+    (differentiably) are extended the same way: every extended pixel copies one image pixel
+    (inside the mask, or the image border's wrap / mirror), except the pixels outside the mask,
+    which are a weighted sum of 4 image pixels (bilinear interpolation at the mirror point).
 
     Attributes
     ----------
-    index : ndarray (Hp * Wp, 4) int
-        Row-major pixel numbers in the (H, W) image; ``Hp = H + 2R``, ``Wp = W + 2R``.
-    weight : ndarray (Hp * Wp, 4) float64
-        Interpolation weights (rows sum to 1).
+    source : ndarray (Hp * Wp,) int
+        Row-major pixel number in the (H, W) image copied to each extended pixel;
+        ``Hp = H + 2R``, ``Wp = W + 2R``.
+    rows : ndarray (K,) int
+        Extended pixels (row-major) outside the mask, filled by reflection.
+    index, weight : ndarray (K, 4)
+        Their 4 image pixels and bilinear weights (rows sum to 1).
     known, reflected : ndarray (Hp, Wp) bool
         As in :class:`Extension`.
     radius : int
     shape : (H, W)
     """
 
+    source: np.ndarray
+    rows: np.ndarray
     index: np.ndarray
     weight: np.ndarray
     known: np.ndarray
@@ -141,16 +147,21 @@ class ExtensionOperator:
         lead = tuple(u.shape[:-2])
         if tuple(u.shape[-2:]) != tuple(self.shape):
             raise ValueError(f"extension: expected (..., {self.shape}), found {tuple(u.shape)}")
+        flat = u.reshape(lead + (-1,))
         if isinstance(u, np.ndarray):
-            flat = u.reshape(lead + (-1,))
-            out = np.sum(flat[..., self.index] * self.weight, axis=-1)
+            out = flat[..., self.source]
+            if self.rows.size:
+                out[..., self.rows] = np.sum(flat[..., self.index] * self.weight, axis=-1)
             return out.reshape(lead + self.padded_shape)
         import torch
 
-        index = torch.as_tensor(self.index, device=u.device)
-        weight = torch.as_tensor(self.weight, dtype=u.dtype, device=u.device)
-        flat = u.reshape(lead + (-1,))
-        out = (flat[..., index] * weight).sum(-1)
+        device = u.device
+        out = flat[..., torch.as_tensor(self.source, device=device)]
+        if self.rows.size:
+            weight = torch.as_tensor(self.weight, dtype=u.dtype, device=device)
+            gathered = (flat[..., torch.as_tensor(self.index, device=device)] * weight).sum(-1)
+            rows = torch.as_tensor(self.rows, device=device)
+            out = out.index_copy(out.dim() - 1, rows, gathered)
         return out.reshape(lead + self.padded_shape)
 
 
@@ -181,10 +192,9 @@ def extension_operator(
         reflected[:] = True
         reflected[r : r + h, r : r + w] = False
     known = ~beyond
-    index = np.zeros((inside.size, 4), dtype=np.int64)
-    weight = np.zeros((inside.size, 4))
-    index[:, 0] = source.ravel()
-    weight[:, 0] = 1.0
+    rows = np.zeros(0, dtype=np.int64)
+    index = np.zeros((0, 4), dtype=np.int64)
+    weight = np.zeros((0, 4))
     outside = ~inside
     if outside.any():
         _, (qy, qx) = ndimage.distance_transform_edt(outside, return_indices=True)
@@ -197,14 +207,16 @@ def extension_operator(
         x0 = np.minimum(np.floor(mx).astype(int), inside.shape[1] - 2)
         fy, fx = my - y0, mx - x0
         rows = py * inside.shape[1] + px
+        index = np.zeros((rows.size, 4), dtype=np.int64)
+        weight = np.zeros((rows.size, 4))
         for k, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
             cy, cx = y0 + a, x0 + b
-            index[rows, k] = source[qy[cy, cx], qx[cy, cx]]
-            weight[rows, k] = (fy if a else 1 - fy) * (fx if b else 1 - fx)
+            index[:, k] = source[qy[cy, cx], qx[cy, cx]]
+            weight[:, k] = (fy if a else 1 - fy) * (fx if b else 1 - fx)
         iy, ix = np.rint(my).astype(int), np.rint(mx).astype(int)
         known[py, px] &= inside[iy, ix] & ~beyond[iy, ix]
         reflected[py, px] = True
-    return ExtensionOperator(index, weight, known, reflected, r, (h, w))
+    return ExtensionOperator(source.ravel(), rows, index, weight, known, reflected, r, (h, w))
 
 
 def extend_fields(
@@ -286,12 +298,15 @@ def boundary_derivatives(
         ext.values, width, (spacing, spacing), tuple(derivatives), kernel=kernel, boundary="valid"
     )
     h, w = mask.shape
-    support_known = ndimage.minimum_filter(
-        ext.known.astype(np.uint8), size=2 * r + 1, mode="constant", cval=0
-    )[r : r + h, r : r + w].astype(bool)
-    valid = mask & support_known
-    _, k1 = kernel_weights(kernel, 0, width, spacing)
-    k1 = np.abs(k1) / np.abs(k1).sum()
-    weight = ndimage.convolve1d(ext.reflected.astype(np.float64), k1, axis=0, mode="constant")
-    weight = ndimage.convolve1d(weight, k1, axis=1, mode="constant")[r : r + h, r : r + w]
+    valid = mask.copy()
+    if not ext.known.all():
+        valid &= ndimage.minimum_filter(
+            ext.known.astype(np.uint8), size=2 * r + 1, mode="constant", cval=0
+        )[r : r + h, r : r + w].astype(bool)
+    weight = np.zeros(mask.shape)
+    if ext.reflected.any():
+        _, k1 = kernel_weights(kernel, 0, width, spacing)
+        k1 = np.abs(k1) / np.abs(k1).sum()
+        weight = ndimage.convolve1d(ext.reflected.astype(np.float64), k1, axis=0, mode="constant")
+        weight = ndimage.convolve1d(weight, k1, axis=1, mode="constant")[r : r + h, r : r + w]
     return out, valid, weight
