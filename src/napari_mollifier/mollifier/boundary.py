@@ -219,6 +219,18 @@ def extension_operator(
     return ExtensionOperator(source.ravel(), rows, index, weight, known, reflected, r, (h, w))
 
 
+def supported(op: ExtensionOperator, mask) -> np.ndarray:
+    """Mask pixels whose whole (2R + 1)^2 kernel support is known under ``op``."""
+    from scipy import ndimage
+
+    mask = np.asarray(mask, dtype=bool)
+    if op.known.all():
+        return mask.copy()
+    r, (h, w) = op.radius, op.shape
+    known = ndimage.minimum_filter(op.known.astype(np.uint8), size=2 * r + 1, mode="constant")
+    return mask & known[r : r + h, r : r + w].astype(bool)
+
+
 def extend_fields(
     stack, mask, radius: int, image_border: str = "open", method: str = "sdf"
 ) -> Extension:
