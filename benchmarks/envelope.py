@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the tests' cached problems: one defin
 
 from _envelope_cache import box_case, distance_to_wall, nucleus_case  # noqa: E402
 from napari_mollifier.inverse import InferenceConfig, infer_rates  # noqa: E402
+from napari_mollifier.inverse.pinn import PinnOptions  # noqa: E402
 from napari_mollifier.physics.params import ModelParams  # noqa: E402
 
 
@@ -69,17 +70,26 @@ def problems():
     yield "ellipse + LADs (h 0.002), h ignored", lads, "nucleus", 0.0
 
 
-def run(method: str, pinn_steps: int) -> list[dict]:
+def _config(method: str, lamina: float, pinn_steps: int, ensemble: int) -> InferenceConfig:
+    model = ModelParams(lamina_affinity=lamina)
+    if method != "pinn":
+        return InferenceConfig(model=model, method=method)
+    options = PinnOptions(steps=pinn_steps, ensemble_size=ensemble)
+    return InferenceConfig(model=model, method="pinn", device="cpu", pinn=options)
+
+
+def run(method: str, pinn_steps: int, ensemble: int = 1, only=None) -> list[dict]:
     rows = []
     for name, case, kind, lamina in problems():
-        config = InferenceConfig(model=ModelParams(lamina_affinity=lamina), method=method)
-        if method == "pinn":
-            config = config.replace(steps=pinn_steps, device="cpu")
+        if only and not any(word in name for word in only):
+            continue
+        config = _config(method, lamina, pinn_steps, ensemble)
         t0 = time.perf_counter()
         result = infer_rates(case.fields, config)
         seconds = time.perf_counter() - t0
         band = _band(case, result, kind)
-        row = {"problem": name, "method": method, "seconds": seconds}
+        label = method if method != "pinn" else f"pinn ({pinn_steps} steps x {ensemble})"
+        row = {"problem": name, "method": label, "seconds": seconds}
         row.update(_stats(result.ratio, case.truth, case.mask, band))
         row["width"] = result.metadata.get("mollifier_width")
         rows.append(row)
@@ -104,7 +114,7 @@ HEADER = (
 )
 
 
-def figure(path: Path, pinn_steps: int, with_pinn: bool) -> None:
+def figure(path: Path, pinn_steps: int, with_pinn: bool, ensemble: int = 1) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,9 +125,7 @@ def figure(path: Path, pinn_steps: int, with_pinn: bool) -> None:
     direct = infer_rates(case.fields, InferenceConfig())
     maps["direct"] = direct.ratio
     if with_pinn:
-        maps["PINN"] = infer_rates(
-            case.fields, InferenceConfig(method="pinn", steps=pinn_steps, device="cpu")
-        ).ratio
+        maps["PINN"] = infer_rates(case.fields, _config("pinn", 0.0, pinn_steps, ensemble)).ratio
     band = _band(case, direct, "nucleus")
     lo, hi = np.nanpercentile(maps["truth"], [1, 99])
     fig, axes = plt.subplots(1, len(maps), figsize=(4 * len(maps), 4), constrained_layout=True)
@@ -143,7 +151,12 @@ def figure(path: Path, pinn_steps: int, with_pinn: bool) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pinn-steps", type=int, default=600)
+    parser.add_argument("--pinn-ensemble", type=int, default=3)
+    parser.add_argument(
+        "--pinn-only", nargs="*", default=None, help="words of the problems the PINN runs on"
+    )
     parser.add_argument("--no-pinn", action="store_true")
+    parser.add_argument("--no-direct", action="store_true")
     parser.add_argument("--figure", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -152,11 +165,11 @@ def main(argv=None) -> None:
 
     print(describe_machine(note="shared 2-core machine: timings are noisy"))
     print(HEADER)
-    rows = run("direct", args.pinn_steps)
+    rows = [] if args.no_direct else run("direct", args.pinn_steps)
     if not args.no_pinn:
-        rows += run("pinn", args.pinn_steps)
+        rows += run("pinn", args.pinn_steps, args.pinn_ensemble, args.pinn_only)
     if args.figure is not None:
-        figure(args.figure, args.pinn_steps, not args.no_pinn)
+        figure(args.figure, args.pinn_steps, not args.no_pinn, args.pinn_ensemble)
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=2))
 

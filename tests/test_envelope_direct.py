@@ -96,3 +96,31 @@ def test_periodic_box_is_covered_entirely():
     fields.image_border = "open"
     open_result = infer_rates(fields, InferenceConfig())
     assert not open_result.valid_mask[0].any() and open_result.valid_mask.mean() < 0.9
+
+
+def test_optical_path_on_the_curved_nucleus_with_blinking_and_background():
+    from napari_mollifier.physics.params import CalibrationParams
+    from napari_mollifier.physics.synthetic import render_synthetic_density
+
+    case = nucleus_case(1.0, 2.0)
+    sim, mask = case.sim, case.mask
+    blinking = dict(labelling_density_per_um2=1e4, mean_blinks=5.0, background_fraction=0.03)
+    image = render_synthetic_density(
+        1.0 - sim.phi_w,
+        sim.spacing,
+        nm_per_unit=300.0,
+        shape=mask.shape,
+        mask=sim.mask,
+        blinking=blinking,
+        seed=0,
+    )
+    # the calibration an informed user would enter: the true phi_h range and mean phi_e
+    phi_h = downsample(sim.phi_h, 2)[mask]
+    low, high = np.percentile(phi_h, [1, 99])
+    phi_e = float(downsample(sim.phi_e, 2)[mask].mean())
+    calibration = CalibrationParams(phi_h_low=low, phi_h_high=high, phi_e=phi_e, anchor="mean")
+    fields = ChromatinFields.from_density(image, mask=mask, calibration=calibration)
+    result = infer_rates(fields, InferenceConfig(calibration=calibration))
+    mapped = np.isfinite(result.ratio) & mask
+    assert mapped.sum() / mask.sum() >= 0.95
+    assert _pearson(result.ratio[mapped], case.truth[mapped]) >= 0.9
