@@ -90,7 +90,11 @@ def fields_from_density(density, config: InferenceConfig, mask=None) -> Chromati
     if isinstance(density, ChromatinFields):
         return density
     return ChromatinFields.from_density(
-        density, mask=mask, params=config.model, calibration=config.calibration
+        density,
+        mask=mask,
+        params=config.model,
+        calibration=config.calibration,
+        image_border=config.image_border,
     )
 
 
