@@ -131,6 +131,7 @@ def fields_from_density(density, config: InferenceConfig, mask=None) -> Chromati
         params=config.model,
         calibration=config.calibration,
         channel=config.density_channel,
+        image_border=config.image_border,
     )
 
 

@@ -9,17 +9,26 @@ mollifier ``eta`` and move every derivative onto ``eta``:
 valid where lambda varies slowly on the scale of ``eta``. All convolutions go through the
 mollifier engine (:func:`napari_mollifier.mollifier.mollified_derivatives`).
 
-Edges: a **valid region**. The kernel has compact support (radius ``R`` pixels); an output pixel
-is kept only if its whole ``(2R + 1)^2`` support lies inside the nucleus mask and inside the
-image (:func:`~napari_mollifier.inverse.prepared.valid_centres`), so neither the nucleus rim nor
-the image border leaks inward.
+Edges: the nuclear envelope (the outline of the mask) is a **no-flux wall**. The fields are
+extended across it by reflection (:func:`napari_mollifier.mollifier.boundary_derivatives`),
+which keeps the weak form exact up to a straight wall and to first order in the curvature on a
+curved one, so every mask pixel is mapped. The image border follows ``prepared.image_border``:
+"wall" (mirror), "periodic" (wrap) or "open" (default: where the nucleus is cut by the border,
+pixels whose kernel support leaves the image stay unmapped). A lamina affinity ``h``
+(``config.model.lamina_affinity``, given by the user; 0 by default) enters as the wall term
+``-h w`` of ``mu_d`` (``w`` the wall's line density, :func:`~napari_mollifier.mollifier.
+wall_line_density`): with it the weak form stays exact along a LAD layer; ignoring a real
+affinity biases the ratio in the band along the envelope (docs/validation.md).
 
 Width: ``mollifier_width=None`` picks it by the quasi-optimality rule on a geometric ladder of
 widths (``config.direct``) starting at the smallest width that resolves 4th derivatives on the
 grid: the chosen width minimises the median change of the map between neighbouring widths
 (narrow widths change a lot because of noise, wide ones because of bias). The per-pixel
 ``uncertainty`` is the spread (standard deviation) of the map over the chosen width and its two
-neighbours on the ladder: a cheap sensitivity measure, not a calibrated posterior.
+neighbours on the ladder: a cheap sensitivity measure, not a calibrated posterior. It grows
+towards the envelope where the map leans on the wall conditions (measured 1.0-1.7x the
+interior's, docs/validation.md); the diagnostics say how much of the kernel falls on reflected
+pixels (``reflected_weight_*``).
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ import numpy as np
 
 from ..physics.chromatin import g
 from .events import ProgressEvent
-from .prepared import PreparedFields, valid_centres
+from .prepared import PreparedFields
 from .result import RateMaps
 
 
@@ -40,34 +49,52 @@ class _Estimator:
     """Ratio maps at any width for one set of fields (the data stack is built once)."""
 
     def __init__(self, prepared: PreparedFields, kernel: str):
+        from ..mollifier import wall_line_density
+
         self.prepared, self.kernel = prepared, kernel
         self.spacing, self.mask = prepared.spacing, prepared.mask
+        self.image_border = prepared.image_border
         model = prepared.params
         self.l2 = model.interface_length**2
         self.gamma_ac = model.gamma_ac
+        self.lamina = float(model.lamina_affinity)
         phi_h, phi_e = prepared.phi_h, prepared.phi_e
-        self.stack = np.stack([phi_h, phi_e, g(phi_h, model.phi_max) - phi_e, phi_h - phi_e])
+        # mu_d without its gradient term; a lamina affinity adds -h w along the envelope
+        mu_bulk = g(phi_h, model.phi_max) - phi_e
+        if self.lamina:
+            mu_bulk = mu_bulk - self.lamina * wall_line_density(
+                self.mask, self.spacing, self.image_border
+            )
+        self.stack = np.stack([phi_h, phi_e, mu_bulk, phi_h - phi_e])
+        self.reflected_weight: dict[float, np.ndarray] = {}
 
     def radius_pixels(self, width: float) -> int:
         from ..mollifier import radius_pixels
 
         return radius_pixels(self.kernel, width, self.spacing)
 
-    def mollify(self, values, width: float, derivatives) -> dict:
-        from ..mollifier import mollified_derivatives
+    def mollify(self, values, width: float, derivatives):
+        """(derivatives, valid, reflected weight) with the mask outline a no-flux wall."""
+        from ..mollifier import boundary_derivatives
 
-        h = self.spacing
-        return mollified_derivatives(
-            values, width, (h, h), derivatives, kernel=self.kernel, boundary="reflect"
+        return boundary_derivatives(
+            values,
+            self.mask,
+            width,
+            self.spacing,
+            self.image_border,
+            derivatives=derivatives,
+            kernel=self.kernel,
         )
 
     def ratio(self, width: float):
         """(ratio, eta*phi_h, eta*phi_e, eta*lap(mu_d), valid) at ``width``; ratio NaN
         off-valid."""
-        mol = self.mollify(self.stack, width, ("value", "laplacian", "biharmonic"))
+        mol, valid, weight = self.mollify(self.stack, width, ("value", "laplacian", "biharmonic"))
+        self.reflected_weight[width] = weight
         lap_mu = mol["laplacian"][2] - self.l2 * mol["biharmonic"][3]
         m_h, m_e = mol["value"][0], mol["value"][1]
-        valid = valid_centres(self.mask, self.radius_pixels(width)) & (m_e > 1e-6)
+        valid = valid & (m_e > 1e-6)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = (m_h - lap_mu / (2 * self.gamma_ac)) / m_e
         ratio = np.where(valid, ratio, np.nan)
@@ -149,7 +176,7 @@ def _uncertainty(maps: dict, width: float, valid: np.ndarray) -> np.ndarray | No
 def _residual(est: _Estimator, width, ratio, m_h, lap_mu, valid) -> np.ndarray:
     """Steady-state residual with the recovered lambda, mollified at the same width."""
     lam_filled = np.where(valid, ratio, np.nanmedian(ratio) if valid.any() else 1.0)
-    m_lam_e = est.mollify(lam_filled * est.prepared.phi_e, width, ("value",))["value"]
+    m_lam_e = est.mollify(lam_filled * est.prepared.phi_e, width, ("value",))[0]["value"][0]
     residual = lap_mu + 2 * est.gamma_ac * (m_lam_e - m_h)
     return np.where(valid, residual, np.nan)
 
@@ -227,6 +254,7 @@ def _assemble(est, config, *, width, width_rule, out, valid, maps, criterion, ti
     prepared = est.prepared
     ratio, phi_h, phi_e = out["ratio"], prepared.phi_h, prepared.phi_e
     any_valid = bool(valid.any())
+    weight = est.reflected_weight.get(width, np.zeros(valid.shape))
     metadata = provenance(device="cpu")
     metadata.update(
         {
@@ -237,8 +265,15 @@ def _assemble(est, config, *, width, width_rule, out, valid, maps, criterion, ti
             "kernel": config.kernel,
             "seed": config.seed,
             "calibration": prepared.calibration,
-            "edge_handling": "valid region: kernel support inside the mask and the image",
-            "uncertainty": "std of the ratio over the chosen width and its ladder neighbours"
+            "edge_handling": (
+                "the mask outline is the nuclear envelope, a no-flux wall: fields reflected "
+                f"across it; image border {est.image_border!r}"
+            ),
+            "image_border": est.image_border,
+            "lamina_affinity": est.lamina,
+            "lamina_affinity_source": "given" if est.lamina else "default 0 (neutral wall)",
+            "uncertainty": "std of the ratio over the chosen width and its ladder neighbours "
+            "(it grows towards the envelope where the map leans on the wall conditions)"
             if out["uncertainty"] is not None
             else None,
         }
@@ -254,6 +289,9 @@ def _assemble(est, config, *, width, width_rule, out, valid, maps, criterion, ti
         else float("nan"),
         "global_balance_phi_h": float(np.mean(phi_h[valid])) if any_valid else float("nan"),
         "valid_fraction": float(valid.mean()),
+        "mask_coverage": float(valid[est.mask].mean()),
+        "reflected_weight_max": float(weight[valid].max()) if any_valid else 0.0,
+        "reflected_weight_mean": float(weight[valid].mean()) if any_valid else 0.0,
         "residual_rms": float(np.sqrt(np.nanmean(out["residual"] ** 2))) if any_valid else None,
     }
     return RateMaps(

@@ -132,11 +132,21 @@ def _fill(values: np.ndarray, finite: np.ndarray, mask: np.ndarray) -> np.ndarra
     return np.where(finite, values, np.median(values[mask]))
 
 
+#: Model parameters that do not enter the fields (only the estimators' wall conditions)
+_NOT_IN_FIELDS = ("lamina_affinity",)
+
+
 def _check_params(given, expected) -> None:
     if given == expected:
         return
     a, b = given.to_dict(), expected.to_dict()
-    differ = [f"{k}: fields {a[k]!r}, config {b[k]!r}" for k in a if a[k] != b.get(k)]
+    differ = [
+        f"{k}: fields {a[k]!r}, config {b[k]!r}"
+        for k in a
+        if a[k] != b.get(k) and k not in _NOT_IN_FIELDS
+    ]
+    if not differ:
+        return
     raise ValueError(
         "fields were built with other model parameters than config.model ("
         + "; ".join(differ)

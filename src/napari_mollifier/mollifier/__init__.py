@@ -7,6 +7,13 @@ kernels kept as buffers and an optional learnable width.
 ``eta``. See docs/mollifier.md.
 """
 
+from .boundary import (
+    IMAGE_BORDERS,
+    boundary_derivatives,
+    extend_fields,
+    extension_operator,
+    wall_line_density,
+)
 from .functional import BOUNDARIES, derivative_terms, mollified_derivatives, mollify
 from .kernels import (
     DEFAULT_KERNEL,
@@ -22,6 +29,11 @@ from .layer import MollifierLayer, WidthSchedule
 
 __all__ = [
     "BOUNDARIES",
+    "IMAGE_BORDERS",
+    "boundary_derivatives",
+    "extend_fields",
+    "extension_operator",
+    "wall_line_density",
     "DEFAULT_KERNEL",
     "KERNEL_NAMES",
     "MollifierLayer",

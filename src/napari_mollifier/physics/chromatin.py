@@ -126,6 +126,19 @@ class FieldsError(ValueError):
     """Input that cannot be turned into chromatin fields (names what was expected / found)."""
 
 
+#: What lies beyond the image border (the nucleus mask's own outline is always a wall):
+#: "open" the image is a crop, nothing is known beyond it; "wall" the border is the envelope
+#: (a closed simulation box); "periodic" the image is a periodic simulation box.
+IMAGE_BORDERS = ("open", "wall", "periodic")
+
+
+def check_image_border(value, where: str = "image_border") -> str:
+    """``value`` if it is one of :data:`IMAGE_BORDERS`, else a FieldsError naming it."""
+    if not isinstance(value, str) or value not in IMAGE_BORDERS:
+        raise FieldsError(f"{where}: expected one of {IMAGE_BORDERS}, found {value!r}")
+    return value
+
+
 @dataclass
 class ChromatinFields:
     """Volume fractions on a pixel grid, ready for a rate estimator.
@@ -145,6 +158,9 @@ class ChromatinFields:
         World coordinate (y, x) in nm of the centre of pixel [0, 0].
     calibration : dict
         Every choice that mapped the input to these fields (JSON-able).
+    image_border : {"open", "wall", "periodic"}
+        What lies beyond the image border (:data:`IMAGE_BORDERS`); the outline of ``mask``
+        is always the nuclear envelope, a no-flux wall.
     """
 
     phi_h: np.ndarray
@@ -156,6 +172,10 @@ class ChromatinFields:
     pixel_size_nm: float | None = None
     origin_nm: tuple[float, float] = (0.0, 0.0)
     calibration: dict = field(default_factory=dict)
+    image_border: str = "open"
+
+    def __post_init__(self) -> None:
+        check_image_border(self.image_border, "ChromatinFields.image_border")
 
     @property
     def phi_d(self) -> np.ndarray:
@@ -176,11 +196,15 @@ class ChromatinFields:
         params: ModelParams | None = None,
         pixel_size_nm: float | None = None,
         origin_nm: tuple[float, float] = (0.0, 0.0),
+        image_border: str = "open",
     ) -> ChromatinFields:
         """Fields from ``phi_w`` and ``phi_d`` (e.g. a simulation), both (H, W).
 
         ``spacing`` is in model units per pixel; ``mask`` defaults to the whole image.
+        ``image_border`` ("open", "wall" or "periodic") says what lies beyond the image
+        border: a simulation in a closed box is "wall", a periodic one "periodic".
         """
+        image_border = check_image_border(image_border, "from_phases: image_border")
         params = params or ModelParams()
         phi_w = np.asarray(phi_w, dtype=np.float64)
         phi_d = np.asarray(phi_d, dtype=np.float64)
@@ -204,7 +228,12 @@ class ChromatinFields:
             params=params,
             pixel_size_nm=pixel_size_nm,
             origin_nm=tuple(float(v) for v in origin_nm),
-            calibration={"source": "phases", "mask": "given" if mask is not None else "all"},
+            calibration={
+                "source": "phases",
+                "mask": "given" if mask is not None else "all",
+                "image_border": image_border,
+            },
+            image_border=image_border,
         )
 
     @classmethod
@@ -216,6 +245,7 @@ class ChromatinFields:
         params: ModelParams | None = None,
         calibration: CalibrationParams | None = None,
         channel: int | str | None = None,
+        image_border: str = "open",
     ) -> ChromatinFields:
         """Fields from a chromatin density image (total chromatin, e.g. rendered H2B STORM).
 
@@ -238,6 +268,8 @@ class ChromatinFields:
             Nucleus mask; built automatically when None (smoothed density threshold, largest
             connected component, holes filled).
         params, calibration : ModelParams, CalibrationParams
+        image_border : {"open", "wall", "periodic"}
+            What lies beyond the image border (default "open": the image is a crop).
 
         Calibration (MODEL.md): inside the mask, the ``percentile_low`` .. ``percentile_high``
         range of the density maps affinely onto ``phi_h_low`` .. ``phi_h_high`` (clipped to
@@ -247,6 +279,7 @@ class ChromatinFields:
         ``<phi_w> = mean_nucleoplasm`` in the mask;
         ``phi_w = 1 - phi_h - phi_e``. Everything is recorded in ``.calibration``.
         """
+        image_border = check_image_border(image_border, "from_density: image_border")
         params = params or ModelParams()
         calibration = calibration or CalibrationParams()
         if isinstance(calibration, dict):
@@ -279,6 +312,7 @@ class ChromatinFields:
                 params=params,
                 pixel_size_nm=pixel_size_nm,
                 origin_nm=origin_nm,
+                image_border=image_border,
             )
             fields.calibration.update({"source": source, "channels": "phi_w, phi_d"})
             return fields
@@ -299,6 +333,7 @@ class ChromatinFields:
             "pixel_size_nm": pixel_size_nm,
             "nm_per_unit": params.nm_per_unit,
             "spacing_model_units": spacing,
+            "image_border": image_border,
             **{f"calibration.{k}": v for k, v in calibration.to_dict().items()},
         }
         if mask is None:
@@ -378,6 +413,7 @@ class ChromatinFields:
             pixel_size_nm=pixel_size_nm,
             origin_nm=origin_nm,
             calibration=record,
+            image_border=image_border,
         )
 
 

@@ -24,6 +24,15 @@ class ModelParams:
         Mean nucleoplasm fraction ``<phi_w>`` assumed inside the nucleus.
     nm_per_unit : float
         Physical length of one model unit in nanometres (domains ~1 unit apart; 250-350 nm).
+    lamina_affinity : float
+        Attraction of heterochromatin to the nuclear envelope, ``h`` (model units: the
+        interface energy scale times length). It fixes the normal derivative at the wall:
+        ``l^2 n.grad(phi_h) = h`` with ``n`` the outward normal (``l^2 n.grad(phi_d) = h``,
+        ``l^2 n.grad(phi_w) = -h``, euchromatin neutral), the natural condition of a surface
+        energy ``-2 h phi_h`` on the wall; h > 0 grows a heterochromatin layer along the
+        envelope (LADs). 0 (default): a neutral wall, ``n.grad(phi) = 0``. The no-flux
+        conditions ``n.grad(mu_d) = n.grad(mu_w) = 0`` hold either way. Only walls use it (not
+        periodic boxes).
     """
 
     phi_max: float = option(0.7, low=0, high=1, low_open=True, high_open=True)
@@ -31,6 +40,9 @@ class ModelParams:
     gamma_ac: float = option(1.0, low=0, low_open=True, unit="1 / model time")
     mean_nucleoplasm: float = option(0.5, low=0, high=1, low_open=True, high_open=True)
     nm_per_unit: float = option(300.0, low=1, high=1e5, unit="nm")
+    lamina_affinity: float = option(
+        0.0, unit="model units", doc="l^2 n.grad(phi_h) at the envelope (0: neutral wall)"
+    )
 
     def __post_init__(self) -> None:
         validate(self, prefix="model.")

@@ -14,6 +14,10 @@ reactions explicit:
 The fixed points of the scheme are exactly the steady states of the PDE (the added linear terms
 cancel there), so the time step only changes the path, not the end state; the end state is
 checked by the convergence report ``max |d phi / dt|``.
+
+Closed domains (``domain="box"`` or a nucleus mask): the same scheme with no-flux walls, on a
+masked finite-volume grid (:mod:`napari_mollifier.physics.closed`); the periodic path above is
+untouched by them.
 """
 
 from __future__ import annotations
@@ -61,6 +65,15 @@ class SimulationResult:
     device : str
     elapsed_s : float
         Wall time of the simulation.
+    domain : {"periodic", "box", "mask"}
+        Periodic box, rectangle with no-flux walls, or a nucleus mask with no-flux walls.
+    mask : ndarray (n, n) bool or None
+        The closed domain (None for "periodic"; all True for "box").
+    conservation : dict
+        Closed domains only: ``mean_drift_phi_w`` (change of the mean of the conserved
+        ``phi_w``), ``mean_drift_phi_d_minus_reactions`` (change of the mean of ``phi_d`` not
+        explained by the reactions), ``wall_flux`` (the mass budget's remainder per wall
+        length and time, model units), the lamina affinity and the scheme.
     """
 
     phi_w: np.ndarray
@@ -78,6 +91,9 @@ class SimulationResult:
     seed: int | None = 0
     device: str = "cpu"
     elapsed_s: float = 0.0
+    domain: str = "periodic"
+    mask: np.ndarray | None = None
+    conservation: dict = field(default_factory=dict)
 
     @property
     def phi_h(self) -> np.ndarray:
@@ -91,15 +107,17 @@ class SimulationResult:
         """Area fraction of heterochromatin domains (``phi_h`` above ``threshold``).
 
         The default threshold is the midpoint of the ``phi_h`` range, the usual
-        interface definition of a phase-separated field.
+        interface definition of a phase-separated field. Closed domains count mask cells only.
         """
-        phi_h = self.phi_h
+        phi_h = self.phi_h if self.mask is None else self.phi_h[self.mask]
         if threshold is None:
             threshold = 0.5 * (float(phi_h.min()) + float(phi_h.max()))
         return float(np.mean(phi_h > threshold))
 
     def report(self) -> dict:
         """Scalar summary (ranges, domain fraction, convergence), JSON-able."""
+        inside = np.ones(self.phi_w.shape, bool) if self.mask is None else self.mask
+        inside_d, inside_w = self.phi_d[inside], self.phi_w[inside]
         return {
             "n": int(self.phi_w.shape[0]),
             "L": self.L,
@@ -109,13 +127,15 @@ class SimulationResult:
             "steps": self.steps,
             "max_rate": self.max_rate,
             "rms_rate": self.rms_rate,
-            "phi_d_range": [float(self.phi_d.min()), float(self.phi_d.max())],
-            "phi_w_range": [float(self.phi_w.min()), float(self.phi_w.max())],
+            "phi_d_range": [float(inside_d.min()), float(inside_d.max())],
+            "phi_w_range": [float(inside_w.min()), float(inside_w.max())],
             "domain_fraction": self.domain_fraction(),
             "rate_ratio_mean": float(np.mean(self.rate_ratio)),
             "seed": self.seed,
             "device": self.device,
             "elapsed_s": self.elapsed_s,
+            "domain": self.domain,
+            **({"conservation": dict(self.conservation)} if self.conservation else {}),
         }
 
 
@@ -134,6 +154,7 @@ def simulate_chromatin(
     tol: float | None = None,
     report_every: int = 100,
     initial: tuple[np.ndarray, np.ndarray] | None = None,
+    domain="periodic",
 ) -> SimulationResult:
     """Evolve the chromatin model to its steady state for a given rate-ratio map.
 
@@ -166,6 +187,13 @@ def simulate_chromatin(
         Steps between convergence checks.
     initial : (phi_w, phi_d) or None
         Start from these fields instead of the perturbed homogeneous state.
+    domain : "periodic", "box" or ndarray (n, n) bool
+        "periodic": the periodic ``L x L`` box (Fourier scheme). "box": the ``L x L`` rectangle
+        with no-flux walls. A mask: the nucleus (True cells) with no-flux walls along its
+        outline (:mod:`napari_mollifier.physics.domains` makes ellipses and kidney shapes).
+        Closed domains use the masked finite-volume scheme of
+        :mod:`napari_mollifier.physics.closed` (CPU, scipy sparse LU) and honour
+        ``params.lamina_affinity``; the result reports conservation and the wall flux.
 
     Returns
     -------
@@ -187,6 +215,27 @@ def simulate_chromatin(
         raise ValueError(f"rate_ratio_map must be a scalar or shape {(n, n)}, found {lam.shape}")
     if not np.all(np.isfinite(lam)) or lam.min() <= 0:
         raise ValueError("rate_ratio_map must be finite and > 0 everywhere")
+    if not (isinstance(domain, str) and domain == "periodic"):
+        return _simulate_closed_domain(
+            lam,
+            domain,
+            L,
+            n,
+            dt,
+            t_end,
+            seed,
+            params,
+            stabilisation,
+            (init_noise_std, init_noise_length),
+            tol,
+            report_every,
+            initial,
+        )
+    if params.lamina_affinity != 0:
+        raise ValueError(
+            "params.lamina_affinity is a wall condition: a periodic box has no wall; use "
+            "domain='box' or a nucleus mask"
+        )
 
     t0 = time.perf_counter()
     dev = torch.device(device)
@@ -275,6 +324,66 @@ def simulate_chromatin(
         seed=seed,
         device=str(dev),
         elapsed_s=time.perf_counter() - t0,
+    )
+
+
+def _simulate_closed_domain(
+    lam,
+    domain,
+    L,
+    n,
+    dt,
+    t_end,
+    seed,
+    params,
+    stabilisation,
+    noise_args,
+    tol,
+    report_every,
+    initial,
+):
+    """The closed-domain branch of :func:`simulate_chromatin` (rectangle or nucleus mask)."""
+    from .closed import simulate_closed
+
+    if isinstance(domain, str):
+        if domain != "box":
+            raise ValueError(
+                f"domain: expected 'periodic', 'box' or an (n, n) mask, found {domain!r}"
+            )
+        mask, kind = np.ones((n, n), dtype=bool), "box"
+    else:
+        mask, kind = np.asarray(domain, dtype=bool), "mask"
+    if initial is not None:
+        initial = tuple(np.asarray(a, dtype=np.float64) for a in initial)
+        if any(a.shape != (n, n) for a in initial):
+            raise ValueError(f"initial fields must both have shape {(n, n)}")
+    spacing = L / n
+    rng = np.random.default_rng(seed)
+    noise = _correlated_noise(rng, n, spacing, noise_args[1], noise_args[0], 2)
+    out = simulate_closed(
+        lam,
+        mask,
+        spacing,
+        dt,
+        t_end,
+        seed=seed,
+        params=params,
+        stabilisation=stabilisation,
+        noise=noise,
+        tol=tol,
+        report_every=report_every,
+        initial=initial,
+    )
+    return SimulationResult(
+        rate_ratio=lam,
+        spacing=spacing,
+        L=float(L),
+        dt=float(dt),
+        params=params,
+        seed=seed,
+        device="cpu",
+        domain=kind,
+        **out,
     )
 
 

@@ -150,6 +150,7 @@ def render_synthetic_density(
     mask: np.ndarray | None = None,
     method: str = "gaussian",
     seed: int | None = 0,
+    blinking: dict | None = None,
 ):
     """The optical path in one call: localisations drawn from a map, rendered on a grid.
 
@@ -167,6 +168,12 @@ def render_synthetic_density(
         required). Default: the map's own grid.
     method : str
         Rendering method of :func:`napari_mollifier.io.render_density`.
+    blinking : dict or None
+        None: Poisson localisations (:func:`sample_localisations`). A dict: blinking
+        fluorophores with background (:func:`napari_mollifier.physics.storm.
+        blinking_localisations`), the dict holding its keyword arguments
+        (``labelling_density_per_um2``, ``mean_blinks``, ``background_fraction``,
+        ``precision_range_nm``); ``density_per_um2`` and ``precision_nm`` are then unused.
 
     Returns
     -------
@@ -183,15 +190,23 @@ def render_synthetic_density(
             f"render_synthetic_density: shape {shape} does not give square pixels on a "
             f"{chromatin.shape} map"
         )
-    table = sample_localisations(
-        chromatin,
-        spacing,
-        nm_per_unit=nm_per_unit,
-        density_per_um2=density_per_um2,
-        precision_nm=precision_nm,
-        mask=mask,
-        seed=seed,
-    )
+    if blinking is not None:
+        from .storm import blinking_localisations
+
+        table, _ = blinking_localisations(
+            chromatin, spacing, nm_per_unit=nm_per_unit, mask=mask, seed=seed, **blinking
+        )
+        table = table.drop(columns=["fluorophore"])
+    else:
+        table = sample_localisations(
+            chromatin,
+            spacing,
+            nm_per_unit=nm_per_unit,
+            density_per_um2=density_per_um2,
+            precision_nm=precision_nm,
+            mask=mask,
+            seed=seed,
+        )
     locs = Localisations(table.rename(columns=_CANONICAL))
     origin = -0.5 * map_pixel_nm + 0.5 * pixel_nm  # centre of rendered pixel [0, 0]
     return render_density(

@@ -34,7 +34,7 @@ def _evaluate_tile(problem: PinnProblem, model, maps: dict, top, left, rows, col
     x = problem.coords(top, left, prow, pcol)
     out = model(x).T.reshape(3, prow, pcol)
     phi_w, phi_d, lam, _ = problem.fields_from_output(out, top, left, prow, pcol)
-    res, _, phi_h = mollified_residuals(problem, phi_w, phi_d, lam)
+    res, _, phi_h = mollified_residuals(problem, phi_w, phi_d, lam, at=(top, left))
     sl = (slice(top, top + rows), slice(left, left + cols))
     maps["ratio"][sl] = lam[r : r + rows, r : r + cols].double().cpu().numpy()
     maps["phi_h"][sl] = phi_h.double().cpu().numpy()

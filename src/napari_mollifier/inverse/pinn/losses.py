@@ -30,12 +30,13 @@ def strong_pieces(problem: PinnProblem, phi_w, phi_d, lam):
     return phi_h, phi_e, g(phi_h, problem.params.phi_max) - phi_e, lam * phi_e - phi_h
 
 
-def mollified_residuals(problem: PinnProblem, phi_w, phi_d, lam):
+def mollified_residuals(problem: PinnProblem, phi_w, phi_d, lam, at=(0, 0)):
     """Weak-form residuals on the window interior (rows - 2r, cols - 2r).
 
     Returns ``(R_rate, R_w, eta*phi_h)``: ``R_rate = eta * [lap(mu_d) + 2 (lambda phi_e -
     phi_h)]`` and ``R_w = eta * lap(mu_w)`` with every derivative on eta (``R_w`` is None
-    when only the rate equation is used).
+    when only the rate equation is used). ``at``: image-grid (top, left) of the first residual
+    pixel (where the lamina wall term is read).
     """
     import torch
 
@@ -51,6 +52,10 @@ def mollified_residuals(problem: PinnProblem, phi_w, phi_d, lam):
         bih = problem.layer_bih(phi_d[None, None])["biharmonic"][0]
         res_w = None
     res = lap[0] - lap[1] - l2 * bih[0] + 2.0 * val[0]
+    wall = problem.wall(at[0], at[1], res.shape[-2], res.shape[-1])
+    if wall is not None:  # mu_d gets -h w on the envelope, mu_w gets +h w
+        res = res - wall
+        res_w = None if res_w is None else res_w + wall
     return res, res_w, val[1]
 
 
@@ -95,7 +100,7 @@ def loss_terms(problem: PinnProblem, model, top: int, left: int, autodiff: bool)
     else:
         out = model(x).T.reshape(3, rows, cols)
         phi_w, phi_d, lam, log_lam = problem.fields_from_output(out, top, left, rows, cols)
-        res, res_w, _ = mollified_residuals(problem, phi_w, phi_d, lam)
+        res, res_w, _ = mollified_residuals(problem, phi_w, phi_d, lam, at=(top, left))
     core = (slice(r, r + p), slice(r, r + p))
     window = (slice(top, top + rows), slice(left, left + cols))
     mask = problem.mask[window][core]

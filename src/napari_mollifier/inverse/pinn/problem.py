@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...mollifier.boundary import (
+    boundary_derivatives,
+    extension_operator,
+    supported,
+    wall_line_density,
+)
 from ...physics.chromatin import g
 from ..prepared import PreparedFields, valid_centres
 from .options import PinnOptions
@@ -15,8 +21,14 @@ class PinnProblem:
     """Padded data (float32 on ``device``), the mollifier layers and the residual centres.
 
     The grid is padded by the kernel radius ``r`` (pixels) on every side so that a window of
-    ``n + 2 r`` pixels gives ``n`` residual pixels; padding and the outside of the nucleus never
-    enter a residual (:attr:`centres`: the whole kernel support inside the mask and the image).
+    ``n + 2 r`` pixels gives ``n`` residual pixels. The mask outline is the nuclear envelope, a
+    no-flux wall: the data are extended across it (and across a "wall" / "periodic" image
+    border) by the reflection of :func:`napari_mollifier.mollifier.extension_operator`, the
+    network's field corrections are zero outside the mask, and the residual centres cover every
+    mask pixel whose kernel support is known (all of them unless an "open" image border cuts
+    the nucleus). A lamina affinity ``h`` adds the wall term ``-h (lap eta) * w`` to the rate
+    residual and ``+h (lap eta) * w`` to the nucleoplasm residual (``w`` the wall's line
+    density), as in the direct estimator.
     """
 
     def __init__(self, prepared: PreparedFields, warm: WarmStart, config, options, device):
@@ -68,17 +80,23 @@ class PinnProblem:
         as_t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=self.device)  # noqa: E731
         self._pad = pad
         self._fields_np = np.stack([prepared.phi_w, prepared.phi_d])
-        self.data_clean = as_t(np.stack([np.pad(f, pad, mode="reflect") for f in self._fields_np]))
+        self.extension = extension_operator(mask, radius, prepared.image_border)
+        self.data_clean = as_t(self.extension.apply(self._fields_np))
         self.data = self.data_clean
         self.mask_np = mask
         self.mask = as_t(np.pad(mask.astype(np.float32), pad))
-        self.centres_np = valid_centres(mask, radius)
+        self.centres_np = supported(self.extension, mask)
+        if self.config.method == "pinn-autodiff":
+            # strong-form residuals at pixels outside the nucleus mean nothing: keep the
+            # whole kernel support inside the mask there
+            self.centres_np = valid_centres(mask, radius)
         if not self.centres_np.any():
             raise ValueError(
-                f"PINN: no pixel of the nucleus mask lies {radius} pixels (the mollifier radius, "
-                f"{warm.width:.3g} model units) inside the mask and the image; use a smaller "
-                "mollifier width or a larger image"
+                f"PINN: no pixel of the nucleus mask has its whole kernel support (radius "
+                f"{radius} pixels, {warm.width:.3g} model units) known: the nucleus is thinner "
+                "than the kernel or cut by an open image border; use a smaller mollifier width"
             )
+        self._wall_term(prepared, warm.width)
         self.centres = as_t(np.pad(self.centres_np.astype(np.float32), pad))
         self.log_ref = as_t(np.pad(warm.log_ref, pad, mode="reflect"))
         self.noise = as_t(np.array([warm.noise_w, warm.noise_d])).reshape(2, 1, 1)
@@ -104,10 +122,35 @@ class PinnProblem:
         sigma = self.noise.detach().cpu().numpy().reshape(2, 1, 1)
         noisy = self._fields_np + sigma * rng.standard_normal(self._fields_np.shape)
         self.data = torch.as_tensor(
-            np.stack([np.pad(f, self._pad, mode="reflect") for f in noisy]),
-            dtype=torch.float32,
-            device=self.device,
+            self.extension.apply(noisy), dtype=torch.float32, device=self.device
         )
+
+    def _wall_term(self, prepared: PreparedFields, width: float) -> None:
+        """``h (lap eta) * w`` on the image grid (None without lamina affinity)."""
+        import torch
+
+        self.lamina = float(prepared.params.lamina_affinity)
+        self.wall_lap = None
+        if not self.lamina:
+            return
+        wall = wall_line_density(prepared.mask, self.spacing, prepared.image_border)
+        lap = boundary_derivatives(
+            wall,
+            prepared.mask,
+            width,
+            self.spacing,
+            prepared.image_border,
+            derivatives=("laplacian",),
+            kernel=self.config.kernel,
+        )[0]["laplacian"][0]
+        self.wall_lap = torch.as_tensor(self.lamina * lap, dtype=torch.float32, device=self.device)
+
+    def wall(self, top: int, left: int, rows: int, cols: int):
+        """The lamina wall term on residual pixels [top, top + rows) x [left, left + cols) of
+        the image grid, or None."""
+        if self.wall_lap is None:
+            return None
+        return self.wall_lap[top : top + rows, left : left + cols]
 
     def coords(self, top: int, left: int, rows: int, cols: int):
         """(rows * cols, 2) coordinates (y, x) in model units of a padded-grid window."""
@@ -124,16 +167,20 @@ class PinnProblem:
 
         if self.options.fields_mode == "correction":
             window = self.data[:, top : top + rows, left : left + cols]
-            correction = out[:2]
+            inside = self.mask[top : top + rows, left : left + cols]
+            # outside the nucleus the fields are the reflected data (the wall conditions)
+            correction = out[:2] * inside
             if self.options.zero_mean_corrections:
                 # noise has zero mean: a correction that shifts a field's mean would shift
                 # <phi_e> / <phi_h> and, through the balance <lambda phi_e> = <phi_h>, lambda
-                inside = self.mask[top : top + rows, left : left + cols]
                 mean = (correction * inside).sum((1, 2), keepdim=True) / inside.sum().clamp_min(1)
                 correction = correction - mean
             fields = window + self.options.correction_scale * self.noise * correction
         else:
+            window = self.data[:, top : top + rows, left : left + cols]
+            inside = self.mask[top : top + rows, left : left + cols]
             fields = self.data_mean + self.data_std * out[:2]
+            fields = inside * fields + (1 - inside) * window  # reflected data outside
         log_lam = self.log_ref[top : top + rows, left : left + cols] + out[2]
         return fields[0], fields[1], torch.exp(log_lam), log_lam
 

@@ -1,0 +1,77 @@
+"""Issue 14 for the PINN: residual centres over the whole nucleus, data extended across the
+no-flux envelope, the lamina wall term. Fast: coverage and the wall term on short runs; slow:
+the accuracy targets with the default training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from _envelope_cache import box_case, distance_to_wall, nucleus_case
+from napari_mollifier.inverse import InferenceConfig, infer_rates
+from napari_mollifier.inverse.pinn import PinnOptions
+from napari_mollifier.physics.params import ModelParams
+
+
+def _config(lamina=0.0, **pinn):
+    options = dict(steps=6, ensemble_size=1, patch_size=16)
+    options.update(pinn)
+    return InferenceConfig(
+        method="pinn",
+        device="cpu",
+        model=ModelParams(lamina_affinity=lamina),
+        pinn=PinnOptions(**options),
+    )
+
+
+def test_pinn_maps_the_whole_curved_nucleus():
+    case = nucleus_case(1.0)
+    result = infer_rates(case.fields, _config())
+    mapped = np.isfinite(result.ratio) & case.mask
+    assert mapped.sum() / case.mask.sum() >= 0.95
+    assert np.array_equal(result.valid_mask, mapped)
+    err = np.abs(result.ratio / case.truth - 1)
+    assert np.median(err[mapped]) < 0.1  # 6 steps: close to the (whole-mask) warm start
+
+
+def test_pinn_lamina_wall_term_enters_the_residual():
+    from napari_mollifier.inverse.pinn.problem import PinnProblem
+    from napari_mollifier.inverse.pinn.warm_start import warm_start
+    from napari_mollifier.inverse.prepared import prepare_fields
+
+    case = nucleus_case(1.0, lamina=0.002)
+    config = _config(lamina=0.002)
+    prepared = prepare_fields(case.fields, config)
+    warm = warm_start(prepared, config)
+    problem = PinnProblem(prepared, warm, config, config.pinn, "cpu")
+    wall = problem.wall(0, 0, *case.mask.shape).numpy()
+    assert np.isfinite(wall).all() and np.abs(wall[case.mask]).max() > 0
+    # linear in h, and absent on a neutral wall (h comes with the prepared fields' model)
+    for h, factor in ((0.004, 2.0), (0.0, None)):
+        other = _config(lamina=h)
+        again = PinnProblem(prepare_fields(case.fields, other), warm, other, other.pinn, "cpu")
+        term = again.wall(0, 0, *case.mask.shape)
+        if factor is None:
+            assert term is None
+        else:
+            np.testing.assert_allclose(term.numpy(), factor * wall, rtol=1e-5, atol=1e-9)
+    assert problem.centres_np.sum() / case.mask.sum() >= 0.95
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["rectangle", "ellipse"])
+def test_pinn_whole_nucleus_accuracy(kind):
+    case = box_case(1.0) if kind == "rectangle" else nucleus_case(1.0)
+    result = infer_rates(case.fields, _config(steps=600, ensemble_size=3, patch_size=64))
+    mapped = np.isfinite(result.ratio) & case.mask
+    spacing = case.fields.spacing
+    dist = distance_to_wall(case.mask, spacing, case.fields.image_border)
+    band_width = (
+        0.1 * case.mask.shape[0] * spacing
+        if kind == "rectangle"
+        else 2 * result.metadata["mollifier_width"]
+    )
+    band = mapped & (dist < band_width)
+    err = np.abs(result.ratio / case.truth - 1)
+    assert mapped.sum() / case.mask.sum() >= 0.95
+    assert err[mapped].mean() <= 0.02 and err[band].mean() <= 0.03
