@@ -68,7 +68,7 @@ def test_one_bad_file_does_not_stop_the_others(monkeypatch, tmp_path):
     good = tmp_path / "good.csv"
     good.write_text(GOOD_CSV)
     bad = tmp_path / "bad.csv"
-    bad.write_text("frame,x_px,y_px\n1,10.5,20.25\n")  # camera pixels, no pixel size
+    bad.write_text("frame,x [nm],intensity\n1,10.5,20.25\n")  # no y column
     before = len(notification_manager.records)
     layers = _reader.read_paths([str(bad), str(good)])
     errors = _errors_since(before)

@@ -199,7 +199,8 @@ def read_smlm(path, pixel_size_nm=None, max_localisations=None):
     ]
     record = _record_dtype(dtypes, fmt.get("shape"), path)
     rows = entry.get("rows", fmt.get("rows"))
-    rows = -1 if rows is None else _int_field(rows, "rows", path)
+    # rows -1 (or absent): as many as the table holds
+    rows = -1 if rows is None or str(rows).strip() == "-1" else _int_field(rows, "rows", path)
     offset, value_offsets = _offsets(entry, fmt, headers, path)
     member = entry.get("name") or entry.get("data") or entry.get("file")
     with zipfile.ZipFile(path) as zf:
