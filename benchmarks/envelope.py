@@ -52,7 +52,9 @@ def _band(case, result, kind):
     dist = distance_to_wall(case.mask, spacing, case.fields.image_border)
     if kind == "box":
         return dist < 0.1 * case.mask.shape[0] * spacing
-    radius = result.metadata.get("mollifier_radius_pixels", 0) * spacing
+    from napari_mollifier.mollifier import support_radius
+
+    radius = support_radius(result.config.kernel, result.metadata["mollifier_width"])
     return dist < 2 * radius
 
 
@@ -126,14 +128,20 @@ def figure(path: Path, pinn_steps: int, with_pinn: bool, ensemble: int = 1) -> N
     maps["direct"] = direct.ratio
     if with_pinn:
         maps["PINN"] = infer_rates(case.fields, _config("pinn", 0.0, pinn_steps, ensemble)).ratio
-    band = _band(case, direct, "nucleus")
+    # two kernel radii cover this small nucleus entirely: mark where the kernel reaches the wall
+    from napari_mollifier.mollifier import support_radius
+
+    radius = support_radius(direct.config.kernel, direct.metadata["mollifier_width"])
+    dist = distance_to_wall(case.mask, case.fields.spacing, case.fields.image_border)
+    band = dist < radius
     lo, hi = np.nanpercentile(maps["truth"], [1, 99])
     fig, axes = plt.subplots(1, len(maps), figsize=(4 * len(maps), 4), constrained_layout=True)
     for ax, (name, data) in zip(np.atleast_1d(axes), maps.items()):
         im = ax.imshow(data, cmap="turbo", vmin=lo, vmax=hi)
         ax.contour(band & case.mask, levels=[0.5], colors="white", linewidths=0.8)
         ax.contour(case.mask, levels=[0.5], colors="black", linewidths=1.0)
-        stats = _stats(data, case.truth, case.mask, band) if name != "truth" else None
+        stats = _stats(data, case.truth, case.mask, _band(case, direct, "nucleus"))
+        stats = None if name == "truth" else stats
         title = (
             name
             if stats is None
@@ -142,7 +150,10 @@ def figure(path: Path, pinn_steps: int, with_pinn: bool, ensemble: int = 1) -> N
         ax.set_title(title, fontsize=9)
         ax.set_axis_off()
     fig.colorbar(im, ax=axes, shrink=0.8, label="Gamma_me / Gamma_ac")
-    fig.suptitle("Elliptic nucleus, no-flux envelope; white: band of two kernel radii", fontsize=9)
+    fig.suptitle(
+        "Elliptic nucleus, no-flux envelope (black); white: one kernel radius (direct) from it",
+        fontsize=9,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     print(f"wrote {path}")
