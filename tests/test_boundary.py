@@ -31,7 +31,8 @@ def test_image_border_is_stored_and_checked():
     density = np.random.default_rng(0).random((32, 32)) + 1
     g = ChromatinFields.from_density(density, 20.0, image_border="periodic")
     assert g.image_border == "periodic" and g.calibration["image_border"] == "periodic"
-    two = ChromatinFields.from_density(np.stack([phi_w, phi_d]), 20.0, image_border="wall")
+    stack = np.stack([phi_w, phi_d])
+    two = ChromatinFields.from_density(stack, 20.0, image_border="wall", channel="phases")
     assert two.image_border == "wall"
     with pytest.raises(FieldsError, match=r"image_border: expected one of .*'mirror'"):
         ChromatinFields.from_phases(phi_w, phi_d, 0.1, image_border="mirror")

@@ -29,6 +29,7 @@ from napari_mollifier.batch import (
     discover_inputs,
     main,
 )
+from napari_mollifier.inverse import ProgressEvent
 from napari_mollifier.inverse.config import InferenceConfig
 
 PIXEL_NM = 25.0
@@ -275,14 +276,30 @@ def test_pixel_size_flag_never_replaces_the_files_own(inputs, tmp_path, capsys):
     assert "warning" not in capsys.readouterr().err
 
 
+def _estimator_mapping_nothing(prepared, config, stop):
+    """The direct estimator's result with every pixel invalid (a result with no valid pixel)."""
+    import dataclasses
+
+    from napari_mollifier.inverse.direct import estimate_direct
+
+    result = estimate_direct(prepared, config.replace(method="direct"))
+    nothing = np.zeros_like(result.valid_mask)
+    ratio = np.full(result.ratio.shape, np.nan)
+    yield ProgressEvent(1, 1, result=dataclasses.replace(result, ratio=ratio, valid_mask=nothing))
+
+
 def test_no_valid_pixel_is_an_error_not_ok(tmp_path, capsys):
+    from napari_mollifier.inverse.registry import _ESTIMATORS, register_estimator
+
     data = tmp_path / "small"
     data.mkdir()
     _ome_density(data / "tiny.ome.tif", 25.0, n=40)
-    config = tmp_path / "wide.yaml"  # a mollifier wider than the nucleus: nothing is valid
-    InferenceConfig(mollifier_width=2.0).save(config)
     out_dir = tmp_path / "out"
-    status = main([str(data), "-o", str(out_dir), "--config", str(config), "--method", "direct"])
+    register_estimator("maps-nothing", _estimator_mapping_nothing)
+    try:
+        status = main([str(data), "-o", str(out_dir), "--method", "maps-nothing"])
+    finally:
+        _ESTIMATORS.pop("maps-nothing")
     assert status == 1
     err = capsys.readouterr().err
     assert "tiny.ome.tif: no valid pixel" in err and "Traceback" not in err

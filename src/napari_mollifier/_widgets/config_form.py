@@ -100,6 +100,24 @@ def _unwrap_optional(annotation) -> tuple[object, bool]:
     return annotation, False
 
 
+def hints_of_union(annotation, optional: bool) -> tuple[tuple, bool]:
+    """(allowed types, optional) of a field shown as free text (e.g. ``int | str | None``)."""
+    args = typing.get_args(annotation) or (annotation,)
+    kinds = tuple(a for a in args if a is not type(None))
+    return kinds, optional or type(None) in args
+
+
+def parse_text(text: str, kinds: tuple, optional: bool):
+    """Typed value of a line edit: "" is None for optional fields, digits an int where ints are
+    allowed, anything else the text (the config's own validation judges it)."""
+    text = str(text).strip()
+    if not text and optional:
+        return None
+    if int in kinds and text.lstrip("-").isdigit():
+        return int(text)
+    return text
+
+
 class ConfigForm(widgets.Container):
     """Editable view of one configuration dataclass instance.
 
@@ -122,6 +140,7 @@ class ConfigForm(widgets.Container):
         self._base = value
         self._fields: dict[str, widgets.Widget] = {}  # name -> widget (or sub-form)
         self._optional: set[str] = set()
+        self._text: dict[str, tuple[tuple, bool]] = {}  # line-edit fields: (types, optional)
         hints = typing.get_type_hints(self._cls)
         docs = field_docs(self._cls)
         run = None
@@ -178,6 +197,7 @@ class ConfigForm(widgets.Container):
                 tooltip = f"{tooltip} ({AUTO_TEXT} = None: chosen automatically)".strip()
         else:
             widget = widgets.LineEdit(value="" if current is None else str(current), **options)
+            self._text[f.name] = hints_of_union(annotation, optional)
         if tooltip:
             widget.tooltip = tooltip
         return widget
@@ -211,6 +231,8 @@ class ConfigForm(widgets.Container):
             elif name in self._optional:
                 box = widget
                 data[name] = None if box.value <= box.min else float(box.value)
+            elif name in self._text:
+                data[name] = parse_text(widget.value, *self._text[name])
             else:
                 data[name] = widget.value
         return data
