@@ -29,6 +29,7 @@ from .inputs import (
     render_layer_data,
 )
 from .layers import add_nuclei_layer, add_result_layers, format_progress, format_summary
+from .qt_glue import mask_array, scroll_form, stop_on_close
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -115,7 +116,7 @@ class InferRatesWidget(widgets.Container):
                 ),
             ]
         )
-        _scroll_form(self)
+        scroll_form(self)
         self.run_button.changed.connect(lambda: self.start("pinn"))
         self.preview_button.changed.connect(lambda: self.start("direct"))
         self.stop_button.changed.connect(self.stop)
@@ -131,7 +132,7 @@ class InferRatesWidget(widgets.Container):
         events.inserted.connect(self._watch_name)
         for layer in self.viewer.layers:
             layer.events.name.connect(self._refresh)
-        _stop_on_close(self)
+        stop_on_close(self)
         self._refresh()
 
     # --- layer pickers ----------------------------------------------------------------------
@@ -327,7 +328,7 @@ class InferRatesWidget(widgets.Container):
         labels = None
         self._mask_layer = self.mask.value
         if self._mask_layer is not None:
-            labels = _mask_array(self._mask_layer, image.shape)
+            labels = mask_array(self._mask_layer, image.shape)
         config = config.replace(method=method, pixel_size_nm=float(px))
         return layer, image, float(px), layer_origin_nm(layer), labels, config, note
 
@@ -446,61 +447,3 @@ class InferRatesWidget(widgets.Container):
         for button in (self.run_button, self.preview_button, self.render_button):
             button.enabled = True
         self.stop_button.enabled = False
-
-
-def _mask_array(layer, shape) -> object:
-    import numpy as np
-
-    data = np.asarray(layer.data[0] if getattr(layer, "multiscale", False) else layer.data)
-    data = np.squeeze(data)
-    if data.shape != tuple(shape):
-        raise ValueError(
-            f"nucleus mask {layer.name!r}: expected labels of the image's shape {tuple(shape)}, "
-            f"found {data.shape}"
-        )
-    return data.astype(np.int64, copy=True)
-
-
-#: Least height (pixels) of the scrolled form: the rest of the widget stays in view below it.
-FORM_MIN_HEIGHT_PX = 220
-
-
-def _scroll_form(widget: InferRatesWidget) -> None:
-    """Put the generated form in a vertical scroll area above the device line.
-
-    The form has a row per config field (over 30): unscrolled it made napari's main window
-    taller than a laptop screen. napari docks ``widget.native``, so magicgui's own
-    ``scrollable`` (a scroll area around ``native``) does not apply there.
-    """
-    from qtpy.QtCore import Qt
-    from qtpy.QtWidgets import QFrame, QScrollArea
-
-    scroll = QScrollArea()
-    scroll.setObjectName("config form")
-    scroll.setWidgetResizable(True)
-    scroll.setFrameShape(QFrame.Shape.NoFrame)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    scroll.setWidget(widget.form.native)
-    bar = scroll.verticalScrollBar().sizeHint().width()
-    scroll.setMinimumWidth(widget.form.native.minimumSizeHint().width() + bar)
-    scroll.setMinimumHeight(FORM_MIN_HEIGHT_PX)
-    layout = widget.native.layout()
-    layout.insertWidget(layout.indexOf(widget.device_info.native), scroll, 1)
-    widget._form_scroll = scroll
-
-
-def _stop_on_close(widget: InferRatesWidget) -> None:
-    """Closing (or deleting) the widget stops a running inference."""
-    from qtpy.QtCore import QEvent, QObject
-
-    class _CloseWatcher(QObject):
-        def eventFilter(self, obj, event):  # noqa: N802 - Qt API
-            if event.type() == QEvent.Type.Close:
-                widget.stop()
-            return False
-
-    watcher = _CloseWatcher(widget.native)
-    widget.native.installEventFilter(watcher)
-    tokens = widget._live_tokens
-    widget.native.destroyed.connect(lambda *_: [token.set() for token in tokens])
-    widget._close_watcher = watcher

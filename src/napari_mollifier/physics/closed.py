@@ -33,6 +33,8 @@ import time
 
 import numpy as np
 
+from .chromatin import g as g_bulk
+from .chromatin import phase_fractions
 from .domains import check_domain_mask, masked_laplacian, wall_faces
 from .params import ModelParams
 
@@ -101,9 +103,8 @@ def simulate_closed(
     max_rate = rms_rate = float("nan")
     step = 0
     for step in range(1, steps_total + 1):
-        phi_h = (1.0 - phi_w + phi_d) / 2
-        phi_e = (1.0 - phi_w - phi_d) / 2
-        g = phi_h * (phi_max - phi_h) * (phi_max - 2 * phi_h)
+        phi_h, phi_e = phase_fractions(phi_w, phi_d)
+        g = g_bulk(phi_h, phi_max)
         pot = np.stack(
             [g - phi_e - h_wall * w_line - s * phi_d, -g - phi_e + h_wall * w_line - s * phi_w], 1
         )

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .chromatin import g as g_bulk
+from .chromatin import phase_fractions
 from .params import ModelParams
 
 #: Default time step (1 / Gamma_ac). MODEL.md quotes 2e-3; the scheme is stable and reaches the
@@ -282,9 +284,8 @@ def simulate_chromatin(
     real = torch.stack([phi_d, phi_w])
     for step in range(1, steps_total + 1):
         phi_d, phi_w = real[0], real[1]
-        phi_h = (1.0 - phi_w + phi_d) / 2
-        phi_e = (1.0 - phi_w - phi_d) / 2
-        g = phi_h * (phi_max - phi_h) * (phi_max - 2 * phi_h)
+        phi_h, phi_e = phase_fractions(phi_w, phi_d)
+        g = g_bulk(phi_h, phi_max)
         nonlin = fft(torch.stack([g, gamma_me * phi_e]))
         fd, fw = spec[0], spec[1]
         fe = (one_hat - fw - fd) / 2
