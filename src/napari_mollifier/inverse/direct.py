@@ -46,10 +46,13 @@ from .result import RateMaps
 
 
 class _Estimator:
-    """Ratio maps at any width for one set of fields (the data stack is built once)."""
+    """Ratio maps at any width up to ``max_width`` for one set of fields: the fields are
+    extended across the walls and transformed once (:class:`~napari_mollifier.mollifier.
+    spectral.SpectralStack`), each width costs two inverse FFTs."""
 
-    def __init__(self, prepared: PreparedFields, kernel: str):
+    def __init__(self, prepared: PreparedFields, kernel: str, max_width: float):
         from ..mollifier import wall_line_density
+        from ..mollifier.spectral import SpectralStack
 
         self.prepared, self.kernel = prepared, kernel
         self.spacing, self.mask = prepared.spacing, prepared.mask
@@ -65,40 +68,79 @@ class _Estimator:
             mu_bulk = mu_bulk - self.lamina * wall_line_density(
                 self.mask, self.spacing, self.image_border
             )
-        self.stack = np.stack([phi_h, phi_e, mu_bulk, phi_h - phi_e])
-        self.reflected_weight: dict[float, np.ndarray] = {}
+        self.fields = SpectralStack(
+            np.stack([phi_h, phi_e, mu_bulk]),
+            self.mask,
+            self.spacing,
+            max_width,
+            self.image_border,
+            kernel=kernel,
+        )
+        self._valid: dict[int, np.ndarray] = {}
+        self._parts: dict[float, tuple] = {}  # width -> (numerator, eta * phi_e)
 
     def radius_pixels(self, width: float) -> int:
         from ..mollifier import radius_pixels
 
         return radius_pixels(self.kernel, width, self.spacing)
 
-    def mollify(self, values, width: float, derivatives):
-        """(derivatives, valid, reflected weight) with the mask outline a no-flux wall."""
-        from ..mollifier import boundary_derivatives
+    def valid(self, width: float) -> np.ndarray:
+        """Mask pixels whose kernel support is known (cached per kernel radius)."""
+        r = self.radius_pixels(width)
+        if r not in self._valid:
+            self._valid[r] = self.fields.valid(width)
+        return self._valid[r]
 
-        return boundary_derivatives(
-            values,
-            self.mask,
-            width,
-            self.spacing,
-            self.image_border,
-            derivatives=derivatives,
-            kernel=self.kernel,
-        )
+    def lap_mu(self) -> dict:
+        """``eta * lap(mu_d)`` as a combination of the channels phi_h, phi_e, mu_bulk."""
+        return {0: {"biharmonic": -self.l2}, 1: {"biharmonic": self.l2}, 2: {"laplacian": 1.0}}
+
+    def numerator(self) -> dict:
+        """``eta * phi_h - eta * lap(mu_d) / (2 Gamma_ac)`` as a channel combination."""
+        c = 1.0 / (2 * self.gamma_ac)
+        combination = {0: {"value": 1.0}}
+        for channel, terms in self.lap_mu().items():
+            for name, coef in terms.items():
+                combination.setdefault(channel, {})[name] = -c * coef
+        return combination
+
+    def ratio_map(self, width: float) -> np.ndarray:
+        """The ratio at ``width`` (NaN off-valid): numerator and denominator, one FFT each
+        (both kept for :meth:`ratio` at the chosen width)."""
+        m_e = self.fields.combine(width, {1: {"value": 1.0}})
+        numerator = self.fields.combine(width, self.numerator())
+        self._parts[width] = (numerator, m_e)
+        return self._divide(numerator, m_e, width)[0]
+
+    def keep_parts(self, widths) -> None:
+        """Forget the kept numerators and denominators except at ``widths``."""
+        self._parts = {w: v for w, v in self._parts.items() if w in widths}
 
     def ratio(self, width: float):
-        """(ratio, eta*phi_h, eta*phi_e, eta*lap(mu_d), valid) at ``width``; ratio NaN
-        off-valid."""
-        mol, valid, weight = self.mollify(self.stack, width, ("value", "laplacian", "biharmonic"))
-        self.reflected_weight[width] = weight
-        lap_mu = mol["laplacian"][2] - self.l2 * mol["biharmonic"][3]
-        m_h, m_e = mol["value"][0], mol["value"][1]
-        valid = valid & (m_e > 1e-6)
+        """(ratio, eta*phi_h, eta*phi_e, numerator, valid) at ``width``; ratio NaN off-valid.
+        The numerator ``eta * phi_h - eta * lap(mu_d) / (2 Gamma_ac)`` and ``eta * phi_e``
+        are reused from :meth:`ratio_map` when kept."""
+        if width in self._parts:
+            numerator, m_e = self._parts[width]
+        else:
+            m_e = self.fields.combine(width, {1: {"value": 1.0}})
+            numerator = self.fields.combine(width, self.numerator())
+        m_h = self.fields.combine(width, {0: {"value": 1.0}})
+        ratio, valid = self._divide(numerator, m_e, width)
+        return ratio, m_h, m_e, numerator, valid
+
+    def _divide(self, numerator, m_e, width):
+        valid = self.valid(width) & (m_e > 1e-6)
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = (m_h - lap_mu / (2 * self.gamma_ac)) / m_e
-        ratio = np.where(valid, ratio, np.nan)
-        return ratio, m_h, m_e, lap_mu, valid
+            ratio = numerator / m_e
+        return np.where(valid, ratio, np.nan), valid
+
+    def mollified_value(self, field, width: float) -> np.ndarray:
+        """``eta * field`` with the same walls (the residual's ``eta * (lambda phi_e)``)."""
+        return self.fields.transform(field).combine(width, {0: {"value": 1.0}})
+
+    def reflected_weight(self, width: float) -> np.ndarray:
+        return self.fields.reflected_weight(width)
 
 
 def ladder(config, spacing: float, shape) -> list[float]:
@@ -117,36 +159,48 @@ def ladder(config, spacing: float, shape) -> list[float]:
     return widths
 
 
-def _given_width(est: _Estimator, config, maps: dict) -> float:
-    """Maps at the given width and its two ladder neighbours (for the uncertainty)."""
+def _given_widths(config, spacing: float) -> list[float]:
+    """The given width and its two ladder neighbours (for the uncertainty)."""
     from ..mollifier import min_width
 
     width = float(config.mollifier_width)
-    smallest = min_width(config.kernel, 4, est.spacing)
+    smallest = min_width(config.kernel, 4, spacing)
     if width < smallest * (1 - 1e-9):
         raise ValueError(
             f"mollifier_width {width:.4g} model units is too narrow for the 4th derivatives "
-            f"of the {config.kernel!r} kernel at spacing {est.spacing:.4g}: use >= {smallest:.4g}"
+            f"of the {config.kernel!r} kernel at spacing {spacing:.4g}: use >= {smallest:.4g}"
         )
     factor = config.direct.ladder_factor
-    for w in (width / factor, width, width * factor):
-        if w >= smallest * (1 - 1e-9):
-            maps[w] = est.ratio(w)[0]
-    return width
+    return [w for w in (width / factor, width, width * factor) if w >= smallest * (1 - 1e-9)]
 
 
-def _scan_ladder(est: _Estimator, config, maps: dict, criterion: dict, stop, t_start):
+#: The width criterion's medians are taken on a regular sub-grid of at most about this many
+#: pixels (every pixel up to 512^2): the same choice on large images at a fraction of the cost.
+CRITERION_PIXELS = 2**18
+
+
+def _relative_change(new: np.ndarray, old: np.ndarray) -> float | None:
+    """Median |new - old| over the median |new| where both are mapped (None if nowhere)."""
+    stride = max(1, int(np.sqrt(new.size / CRITERION_PIXELS)))
+    new, old = new[::stride, ::stride], old[::stride, ::stride]
+    both = np.isfinite(new) & np.isfinite(old)
+    if not both.any():
+        return None
+    a, b = new[both], old[both]
+    return float(np.median(np.abs(a - b)) / (np.median(np.abs(a)) + 1e-12))
+
+
+def _scan_ladder(est: _Estimator, widths, maps: dict, criterion: dict, stop, t_start):
     """Generator over the ladder widths (one event each), filling ``maps`` and ``criterion``."""
-    widths = ladder(config, est.spacing, est.mask.shape)
     previous = None
     for i, w in enumerate(widths):
-        maps[w] = est.ratio(w)[0]
+        maps[w] = est.ratio_map(w)
         if previous is not None:
-            both = np.isfinite(maps[w]) & np.isfinite(maps[previous])
-            if both.sum() > 0:
-                scale = np.median(np.abs(maps[w][both])) + 1e-12
-                change = np.median(np.abs(maps[w][both] - maps[previous][both]))
-                criterion[previous] = float(change / scale)
+            change = _relative_change(maps[w], maps[previous])
+            if change is not None:
+                criterion[previous] = change
+        best = min(criterion, key=criterion.get) if criterion else None
+        est.keep_parts({best, w})  # the final map reuses the chosen width's FFTs
         previous = w
         yield ProgressEvent(
             i + 1,
@@ -173,11 +227,13 @@ def _uncertainty(maps: dict, width: float, valid: np.ndarray) -> np.ndarray | No
     return np.where(valid, spread, np.nan)
 
 
-def _residual(est: _Estimator, width, ratio, m_h, lap_mu, valid) -> np.ndarray:
-    """Steady-state residual with the recovered lambda, mollified at the same width."""
+def _residual(est: _Estimator, width, ratio, numerator, valid) -> np.ndarray:
+    """Steady-state residual ``eta * lap(mu_d) + 2 Gamma_ac eta * (lambda phi_e - phi_h)``
+    with the recovered lambda, at the same width; equal to ``2 Gamma_ac (eta * (lambda
+    phi_e) - numerator)``."""
     lam_filled = np.where(valid, ratio, np.nanmedian(ratio) if valid.any() else 1.0)
-    m_lam_e = est.mollify(lam_filled * est.prepared.phi_e, width, ("value",))[0]["value"][0]
-    residual = lap_mu + 2 * est.gamma_ac * (m_lam_e - m_h)
+    m_lam_e = est.mollified_value(lam_filled * est.prepared.phi_e, width)
+    residual = 2 * est.gamma_ac * (m_lam_e - numerator)
     return np.where(valid, residual, np.nan)
 
 
@@ -194,26 +250,32 @@ def iter_direct(prepared: PreparedFields, config, stop=None) -> Iterator[Progres
     """
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-    est = _Estimator(prepared, config.kernel)
+    given = config.mollifier_width is not None
+    if given:
+        widths = _given_widths(config, prepared.spacing)
+    else:
+        widths = ladder(config, prepared.spacing, prepared.mask.shape)
+    est = _Estimator(prepared, config.kernel, max(widths))
     timings["prepare"] = time.perf_counter() - t_start
 
     t0 = time.perf_counter()
     criterion: dict[float, float] = {}
     maps: dict[float, np.ndarray] = {}
-    if config.mollifier_width is not None:
-        width = _given_width(est, config, maps)
+    if given:
+        maps.update({w: est.ratio_map(w) for w in widths})
+        width = float(config.mollifier_width)
         width_rule = "given"
         message = f"mollifier width {width:.3g} (given)"
         yield ProgressEvent(1, 2, elapsed_s=time.perf_counter() - t_start, message=message)
     else:
-        yield from _scan_ladder(est, config, maps, criterion, stop, t_start)
+        yield from _scan_ladder(est, widths, maps, criterion, stop, t_start)
         width = min(criterion, key=criterion.get) if criterion else min(maps)
         width_rule = "quasi-optimality (min median relative change between ladder widths)"
     timings["width_selection"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    ratio, m_h, m_e, lap_mu, valid = est.ratio(width)
-    residual = _residual(est, width, ratio, m_h, lap_mu, valid)
+    ratio, m_h, m_e, numerator, valid = est.ratio(width)
+    residual = _residual(est, width, ratio, numerator, valid)
     uncertainty = _uncertainty(maps, width, valid)
     timings["estimate"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
@@ -254,7 +316,7 @@ def _assemble(est, config, *, width, width_rule, out, valid, maps, criterion, ti
     prepared = est.prepared
     ratio, phi_h, phi_e = out["ratio"], prepared.phi_h, prepared.phi_e
     any_valid = bool(valid.any())
-    weight = est.reflected_weight.get(width, np.zeros(valid.shape))
+    weight = est.reflected_weight(width)
     metadata = provenance(device="cpu")
     metadata.update(
         {

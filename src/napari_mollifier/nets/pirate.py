@@ -62,13 +62,15 @@ class PirateBlock(nn.Module):
         self.alpha = nn.Parameter(torch.zeros(()))
         self.act = torch.tanh
 
-    def forward(self, x: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, v: torch.Tensor, u_minus_v: torch.Tensor) -> torch.Tensor:
+        # f U + (1 - f) V written as V + f (U - V), and the skip as a lerp: the same function
+        # in half the elementwise passes (forward and backward), which dominate on a CPU
         f = self.act(self.dense1(x))
-        z1 = f * u + (1.0 - f) * v
+        z1 = torch.addcmul(v, f, u_minus_v)
         g = self.act(self.dense2(z1))
-        z2 = g * u + (1.0 - g) * v
+        z2 = torch.addcmul(v, g, u_minus_v)
         h = self.act(self.dense3(z2))
-        return self.alpha * h + (1.0 - self.alpha) * x
+        return torch.lerp(x, h, self.alpha)
 
 
 class PirateNet(nn.Module):
@@ -114,9 +116,10 @@ class PirateNet(nn.Module):
         phi = self.embedding(x)
         u = torch.tanh(self.gate_u(phi))
         v = torch.tanh(self.gate_v(phi))
+        u_minus_v = u - v
         h = phi
         for block in self.blocks:
-            h = block(h, u, v)
+            h = block(h, v, u_minus_v)
         return h
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -70,8 +70,8 @@ class PinnOptions:
     """
 
     backbone: str = option("pirate", choices=BACKBONES, doc="network backbone")
-    steps: int = option(2000, low=1, high=10_000_000, doc="optimisation steps (all members)")
-    learning_rate: float = option(2e-3, low=0, high=1, low_open=True, doc="Adam learning rate")
+    steps: int = option(600, low=1, high=10_000_000, doc="optimisation steps (all members)")
+    learning_rate: float = option(4e-3, low=0, high=1, low_open=True, doc="Adam learning rate")
     patch_size: int = option(64, low=8, high=4096, unit="pixels", doc="training patch side")
     ensemble_size: int = option(3, low=1, high=64, doc="ensemble members (uncertainty)")
     fields_mode: str = option("correction", choices=PINN_FIELDS_MODES)
