@@ -87,7 +87,9 @@ def job(case: str, data_path: str, threads: int) -> dict:
         image = DensityImage(data["density"], float(data["pixel_size_nm"]))
         fields = ChromatinFields.from_density(image, mask=np.ones(image.data.shape, bool))
     else:
-        fields = ChromatinFields.from_phases(data["phi_w"], data["phi_d"], spacing=float(data["spacing"]))
+        fields = ChromatinFields.from_phases(
+            data["phi_w"], data["phi_d"], spacing=float(data["spacing"])
+        )
     method = "direct" if case.startswith("direct") else "pinn"
     cfg = InferenceConfig(method=method, device="cpu")
     t0 = time.perf_counter()
@@ -193,13 +195,19 @@ def main(argv=None) -> None:
     _speed_ups(rows)
     print(table(rows))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"machine": describe_machine("cpu", args.threads), "rows": rows}, indent=1))
+    args.out.write_text(
+        json.dumps({"machine": describe_machine("cpu", args.threads), "rows": rows}, indent=1)
+    )
 
 
 def _speed_ups(rows: list[dict]) -> None:
     """Baseline median time / this row's time, per case."""
     for case in {r["case"] for r in rows}:
-        base = [r["seconds"] for r in rows if r["case"] == case and r["version"] != "current" and "seconds" in r]
+        base = [
+            r["seconds"]
+            for r in rows
+            if r["case"] == case and r["version"] != "current" and "seconds" in r
+        ]
         if not base:
             continue
         for r in rows:

@@ -30,7 +30,8 @@ def _ellipse(shape):
 
 
 @pytest.mark.parametrize(
-    "mask_kind, border", [("full", "periodic"), ("full", "wall"), ("full", "open"), ("ellipse", "open")]
+    "mask_kind, border",
+    [("full", "periodic"), ("full", "wall"), ("full", "open"), ("ellipse", "open")],
 )
 def test_matches_the_separable_engine_at_every_width(mask_kind, border):
     shape = (96, 88)
@@ -56,7 +57,9 @@ def test_combinations_are_linear_and_other_fields_share_the_walls():
     stack, mask = _fields(shape), _ellipse(shape)
     width = 1.1 * min_width("polynomial", 4, SPACING)
     spectral = SpectralStack(stack, mask, SPACING, width, "open")
-    combined = spectral.combine(width, {0: {"value": 2.0, "laplacian": -0.5}, 1: {"biharmonic": 3.0}})
+    combined = spectral.combine(
+        width, {0: {"value": 2.0, "laplacian": -0.5}, 1: {"biharmonic": 3.0}}
+    )
     parts = (
         2 * spectral.combine(width, {0: {"value": 1.0}})
         - 0.5 * spectral.combine(width, {0: {"laplacian": 1.0}})

@@ -120,11 +120,9 @@ class _Estimator:
         """(ratio, eta*phi_h, eta*phi_e, numerator, valid) at ``width``; ratio NaN off-valid.
         The numerator ``eta * phi_h - eta * lap(mu_d) / (2 Gamma_ac)`` and ``eta * phi_e``
         are reused from :meth:`ratio_map` when kept."""
-        if width in self._parts:
-            numerator, m_e = self._parts[width]
-        else:
-            m_e = self.fields.combine(width, {1: {"value": 1.0}})
-            numerator = self.fields.combine(width, self.numerator())
+        if width not in self._parts:
+            self.ratio_map(width)
+        numerator, m_e = self._parts[width]
         m_h = self.fields.combine(width, {0: {"value": 1.0}})
         ratio, valid = self._divide(numerator, m_e, width)
         return ratio, m_h, m_e, numerator, valid
