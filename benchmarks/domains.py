@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -112,7 +113,8 @@ def main(argv=None) -> int:
     from _machine import describe_machine
 
     xy = make_nucleus(args.n)
-    print(describe_machine(), "; machine shared with other jobs", flush=True)
+    load = os.getloadavg()[0]
+    print(f"{describe_machine()}; load average before the runs {load:.1f}", flush=True)
     print(f"{len(xy)} localisations, nucleus radius 5 um", flush=True)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -89,8 +89,34 @@ class Boundary:
         """Distance (nm) of each point to the outline and the index of the nearest vertex."""
         from scipy.spatial import cKDTree
 
-        dist, index = cKDTree(self.xy_nm).query(xy_nm)
+        # workers=-1: all cores; points deep inside a ring-shaped outline are slow queries
+        dist, index = cKDTree(self.xy_nm).query(xy_nm, workers=-1)
         return dist, index
+
+    def group_min_distance(self, xy_nm: np.ndarray, groups: np.ndarray, n_groups: int):
+        """Per group ``0..n_groups-1`` of points (``groups``, -1 = none): the least distance
+        (nm) of its points to the outline, the same as ``distance(xy_nm)`` minimised per group.
+
+        Exact, but fast on many points: a decimated outline (every ``m``-th vertex) bounds each
+        point's distance within ``[d' - h, d']`` (``h`` the farthest a dropped vertex lies from a
+        kept one), and only the points that can still be a group's closest are queried exactly.
+        """
+        from scipy.spatial import cKDTree
+
+        points = np.flatnonzero((groups >= 0) & (groups < n_groups))
+        best = np.full(n_groups, np.inf)
+        if points.size == 0:
+            return best
+        step = max(1, int(np.sqrt(len(self.xy_nm) / 8)))
+        kept = self.xy_nm[::step]
+        h = float(cKDTree(kept).query(self.xy_nm, workers=-1)[0].max())
+        coarse = cKDTree(kept).query(xy_nm[points], workers=-1)[0]
+        coarse_min = np.full(n_groups, np.inf)
+        np.minimum.at(coarse_min, groups[points], coarse)
+        maybe = points[coarse - h <= coarse_min[groups[points]] + 1e-6]  # 1e-6 nm: rounding
+        exact = self.distance(xy_nm[maybe])[0]
+        np.minimum.at(best, groups[maybe], exact)
+        return best
 
     def arc_length(self) -> np.ndarray:
         """Arc length (nm) from vertex 0 to each vertex."""

@@ -142,13 +142,14 @@ def _measure(name, found, boundary, p):
     radius_nuc = boundary.radius_nm
     band = p.lad_band_fraction * radius_nuc
     clustered = labels >= 0
-    dist = np.full(len(xy), np.inf)
-    nearest = np.zeros(len(xy), np.int64)
-    dist[clustered], nearest[clustered] = boundary.distance(xy[clustered])
-    domains = domain_table(xy, labels, dist, band, p.neighbours)
+    n_domains = int(labels.max(initial=-1)) + 1
+    domain_distance = boundary.group_min_distance(xy, labels, n_domains)
+    domains = domain_table(xy, labels, domain_distance, band, p.neighbours)
     domains.insert(6, "radius_corrected_nm", np.maximum(domains["radius_nm"] - precision, 0.0))
     lad_ids = domains.loc[domains["is_lad"], "domain"].to_numpy(np.int64)
     is_lad_loc = clustered & np.isin(labels, lad_ids)
+    nearest = np.zeros(len(xy), np.int64)  # nearest outline vertex, needed for LADs only
+    nearest[is_lad_loc] = boundary.distance(xy[is_lad_loc])[1]
     thickness, coverage = lad_thickness(
         xy, is_lad_loc, nearest, boundary.arc_length(), boundary.length_nm, p.lad_segments
     )

@@ -11,6 +11,8 @@ their density is NaN, as in the lab pipeline, which drops them.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 
@@ -22,16 +24,13 @@ def unique_localisations(xy_nm: np.ndarray) -> tuple[np.ndarray, int]:
     xy_nm = np.ascontiguousarray(xy_nm, dtype=np.float64)
     if len(xy_nm) < 2:
         return xy_nm, 0
-    # lexsort + neighbour comparison: ~10x faster than np.unique(axis=0) on 10^6 rows
-    order = np.lexsort((xy_nm[:, 1], xy_nm[:, 0]))
-    ordered = xy_nm[order]
-    repeat = np.zeros(len(xy_nm), bool)
-    repeat[1:] = np.all(ordered[1:] == ordered[:-1], axis=1)
+    import pandas as pd
+
+    # hashing: ~2x faster than a lexsort on 10^6 rows; keeps the first of each repeated position
+    repeat = pd.DataFrame(xy_nm).duplicated(keep="first").to_numpy()
     if not repeat.any():
         return xy_nm, 0
-    # keep the first occurrence (lexsort is stable, so the earliest index of each run)
-    keep = np.sort(order[~repeat])
-    return xy_nm[keep], int(len(xy_nm) - len(keep))
+    return xy_nm[~repeat], int(repeat.sum())
 
 
 def _signed_area(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -69,8 +68,9 @@ def _cell_areas_exact(xy: np.ndarray, outside_count=None):
     origin = xy.mean(axis=0)
     # centring keeps the circumcentre arithmetic accurate for coordinates of ~1e5 nm
     centred = xy - origin
-    tri = Delaunay(centred)
-    simplices = tri.simplices
+    order = _serpentine_order(centred)
+    tri = Delaunay(centred[order])
+    simplices = order[tri.simplices]  # back to the indices of ``xy``
     p = [centred[simplices[:, k]] for k in range(3)]
     centre = _circumcentres(p[0], p[1], p[2])
     area = np.zeros(n)
@@ -80,7 +80,7 @@ def _cell_areas_exact(xy: np.ndarray, outside_count=None):
         sign = np.sign(_signed_area(a, b, c))
         piece = _signed_area(a, 0.5 * (a + b), centre) + _signed_area(a, centre, 0.5 * (a + c))
         area += np.bincount(simplices[:, k], weights=sign * piece, minlength=n)
-    area[np.unique(tri.convex_hull)] = np.nan
+    area[np.unique(order[tri.convex_hull])] = np.nan
     # degenerate (collinear) triangles give non-finite circumcentres: their cells are unusable
     area[~np.isfinite(area) | (area <= 0)] = np.nan
     if outside_count is None:
@@ -93,77 +93,116 @@ def _cell_areas_exact(xy: np.ndarray, outside_count=None):
     return area, ~bad & np.isfinite(area)
 
 
+def _serpentine_order(xy: np.ndarray) -> np.ndarray:
+    """Point order along a serpentine over square cells of ~5 mean spacings.
+
+    Qhull builds the triangulation about 10-15 % faster from spatially coherent input (memory
+    locality); the triangulation itself does not depend on the order.
+    """
+    span = np.ptp(xy, axis=0)
+    area = float(np.prod(span)) or float(np.max(span)) ** 2  # collinear: the squared length
+    cell = 5.0 * np.sqrt(area / len(xy)) if area > 0 else 1.0
+    grid = ((xy - xy.min(axis=0)) // cell).astype(np.int64)
+    along = np.where(grid[:, 0] % 2 == 0, grid[:, 1], -grid[:, 1])
+    return np.lexsort((along, grid[:, 0]))
+
+
 #: Above this many points the triangulation is done in overlapping tiles (qhull's time grows
 #: faster than linearly: measured 0.6 s for 62 500 points, > 20 s for 10^6 in one piece).
 TILE_POINTS = 60_000
 
 
-def voronoi_cell_areas(xy_nm: np.ndarray, tile_points: int = TILE_POINTS) -> np.ndarray:
+def voronoi_cell_areas(
+    xy_nm: np.ndarray, tile_points: int = TILE_POINTS, threads: int | None = None
+) -> np.ndarray:
     """Area (nm^2) of each localisation's Voronoi cell; NaN for unbounded (hull) cells.
 
     ``xy_nm`` must hold distinct points (see :func:`unique_localisations`), at least 3 not all
     on one line. Large tables are triangulated in overlapping tiles; a cell is taken from a
     tile only when it provably equals the cell of the whole set (no point outside the tile lies
     in the circumcircle of any of its triangles); the rest are recomputed with a doubled overlap,
-    so the result is exact.
+    so the result is exact. Tiles run on ``threads`` threads (default: all cores; qhull and the
+    KD-tree queries release the GIL); each tile writes only its own points, so the result does
+    not depend on the thread count.
     """
     xy = np.ascontiguousarray(xy_nm, dtype=np.float64)
     n = len(xy)
     if n <= tile_points:
         return _cell_areas_exact(xy)[0]
+    from concurrent.futures import ThreadPoolExecutor
+
     from scipy.spatial import ConvexHull, cKDTree
 
-    tree = cKDTree(xy)
-    lo, hi = xy.min(axis=0), xy.max(axis=0)
-    k = int(np.ceil(np.sqrt(n / tile_points)))
-    size = (hi - lo) / k
-    tile = np.minimum(((xy - lo) / size).astype(np.int64), k - 1)
+    tiles = _Tiles(xy, cKDTree(xy), tile_points)
     area = np.full(n, np.nan)
     todo = np.ones(n, bool)
     todo[ConvexHull(xy).vertices] = False  # unbounded in the whole set: stays NaN
-    margin = 10.0 * float(np.sqrt(np.prod(hi - lo) / n))  # ~10 mean spacings
-    by_tile = np.argsort(tile[:, 0] * k + tile[:, 1], kind="stable")
-    bounds = np.searchsorted((tile[:, 0] * k + tile[:, 1])[by_tile], np.arange(k * k + 1))
-    while todo.any():
-        if margin >= float(np.max(hi - lo)):
-            rest = _cell_areas_exact(xy)[0]
-            area[todo] = rest[todo]
-            break
-        for t in range(k * k):
-            core = by_tile[bounds[t] : bounds[t + 1]]
-            core = core[todo[core]]
-            if len(core) == 0:
-                continue
-            box_lo = xy[core].min(axis=0) - margin
-            box_hi = xy[core].max(axis=0) + margin
-            idx = _points_in_box(xy, by_tile, bounds, k, size, lo, t, box_lo, box_hi)
-            if len(idx) < 3:
-                continue
-            sub_tree = cKDTree(xy[idx])
-
-            def outside_count(centres, radii, sub_tree=sub_tree, box=(box_lo, box_hi)):
-                # circles inside the box hold no outside point; count only the others
-                out = np.zeros(len(radii), np.int64)
-                crosses = np.any(
-                    (centres - radii[:, None] < box[0]) | (centres + radii[:, None] > box[1]),
-                    axis=1,
-                )
-                c, r = centres[crosses], radii[crosses] * (1 - 1e-9)  # own vertices excluded
-                total = tree.query_ball_point(c, r, return_length=True)
-                out[crosses] = total - sub_tree.query_ball_point(c, r, return_length=True)
-                return out
-
-            part, trusted = _cell_areas_exact(xy[idx], outside_count)
-            mine = np.zeros(len(idx), bool)
-            mine[np.searchsorted(idx, core)] = True
-            ok = trusted & mine
-            area[idx[ok]] = part[ok]
-            todo[idx[ok]] = False
-        margin *= 2.0
+    margin = 10.0 * float(np.sqrt(np.prod(tiles.hi - tiles.lo) / n))  # ~10 mean spacings
+    workers = max(1, int(threads or os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while todo.any():
+            if margin >= float(np.max(tiles.hi - tiles.lo)):
+                rest = _cell_areas_exact(xy)[0]
+                area[todo] = rest[todo]
+                break
+            cores = [tiles.core(t)[todo[tiles.core(t)]] for t in range(tiles.k**2)]
+            jobs = [(core, margin) for core in cores if len(core)]
+            for done, part in pool.map(lambda job: tiles.cells(*job), jobs):
+                area[done] = part
+                todo[done] = False
+            margin *= 2.0
     return area
 
 
-def _points_in_box(xy, by_tile, bounds, k, size, lo, t, box_lo, box_hi):
+class _Tiles:
+    """A k x k grid of tiles over the points; the trusted cells of one tile's core points."""
+
+    def __init__(self, xy: np.ndarray, tree, tile_points: int):
+        self.xy, self.tree = xy, tree
+        self.lo, self.hi = xy.min(axis=0), xy.max(axis=0)
+        self.k = int(np.ceil(np.sqrt(len(xy) / tile_points)))
+        self.size = (self.hi - self.lo) / self.k
+        tile = np.minimum(((xy - self.lo) / self.size).astype(np.int64), self.k - 1)
+        key = tile[:, 0] * self.k + tile[:, 1]
+        self.by_tile = np.argsort(key, kind="stable")
+        self.bounds = np.searchsorted(key[self.by_tile], np.arange(self.k**2 + 1))
+
+    def core(self, t: int) -> np.ndarray:
+        return self.by_tile[self.bounds[t] : self.bounds[t + 1]]
+
+    def cells(self, core: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
+        """(indices, areas) of the ``core`` points whose cell this tile proves exact."""
+        from scipy.spatial import cKDTree
+
+        xy = self.xy
+        box_lo = xy[core].min(axis=0) - margin
+        box_hi = xy[core].max(axis=0) + margin
+        idx = _points_in_box(
+            xy, self.by_tile, self.bounds, self.k, self.size, self.lo, box_lo, box_hi
+        )
+        if len(idx) < 3:
+            return idx[:0], np.empty(0)
+        sub_tree = cKDTree(xy[idx])
+
+        def outside_count(centres, radii):
+            # circles inside the box hold no outside point; count only the others
+            out = np.zeros(len(radii), np.int64)
+            crosses = np.any(
+                (centres - radii[:, None] < box_lo) | (centres + radii[:, None] > box_hi), axis=1
+            )
+            c, r = centres[crosses], radii[crosses] * (1 - 1e-9)  # own vertices excluded
+            total = self.tree.query_ball_point(c, r, return_length=True)
+            out[crosses] = total - sub_tree.query_ball_point(c, r, return_length=True)
+            return out
+
+        part, trusted = _cell_areas_exact(xy[idx], outside_count)
+        mine = np.zeros(len(idx), bool)
+        mine[np.searchsorted(idx, core)] = True
+        ok = trusted & mine
+        return idx[ok], part[ok]
+
+
+def _points_in_box(xy, by_tile, bounds, k, size, lo, box_lo, box_hi):
     """Sorted indices of the points inside the box, looked up in the tiles it overlaps."""
     i0, j0 = np.maximum(((box_lo - lo) // size).astype(int), 0)
     i1, j1 = np.minimum(((box_hi - lo) // size).astype(int), k - 1)
@@ -194,7 +233,7 @@ def neighbourhood_density(xy_nm: np.ndarray, cell_area_nm2: np.ndarray, neighbou
     if neighbours <= 0:
         return 1e6 / cell_area_nm2
     k = min(int(neighbours), len(xy_nm) - 1)
-    _, nb = cKDTree(xy_nm).query(xy_nm, k=k + 1)
+    _, nb = cKDTree(xy_nm).query(xy_nm, k=k + 1, workers=-1)
     areas = cell_area_nm2[nb]
     finite = np.isfinite(areas)
     count = finite.sum(axis=1)

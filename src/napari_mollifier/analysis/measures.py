@@ -50,13 +50,14 @@ def hull_area(points: np.ndarray) -> float:
 def domain_table(
     xy_nm: np.ndarray,
     labels: np.ndarray,
-    distance_nm: np.ndarray,
+    domain_distance_nm: np.ndarray,
     lad_band_nm: float,
     neighbours: int = DEFAULT_NEIGHBOURS,
 ) -> pd.DataFrame:
     """One row per cluster label 0..K-1 (see :data:`DOMAIN_COLUMNS`).
 
-    ``distance_nm`` is each localisation's distance to the nuclear boundary.
+    ``domain_distance_nm`` (K,) is each domain's least distance of a localisation to the
+    nuclear boundary (:meth:`Boundary.group_min_distance`).
     """
     from .scaling import scaling_law_ratio
 
@@ -73,7 +74,7 @@ def domain_table(
         members = order[starts[d] : starts[d + 1]]
         pts = xy_nm[members]
         area = hull_area(pts)
-        dist = float(distance_nm[members].min())
+        dist = float(domain_distance_nm[d])
         rows.append(
             (
                 d,
