@@ -34,6 +34,29 @@ def test_voronoi_cell_areas_match_scipy_voronoi_and_tiling_is_exact():
     tiled = voronoi_cell_areas(xy, tile_points=400)
     assert np.array_equal(np.isnan(tiled), np.isnan(areas))
     np.testing.assert_allclose(tiled[np.isfinite(areas)], areas[np.isfinite(areas)], rtol=1e-9)
+    # the thread pool over tiles: the same cells on one thread as on four
+    for threads in (1, 4):  # noqa: B007
+        again = voronoi_cell_areas(xy, tile_points=400, threads=threads)
+        np.testing.assert_array_equal(again, tiled)
+
+
+def test_group_min_distance_equals_the_brute_force_minimum():
+    from napari_mollifier.analysis.boundary import Boundary, Grid
+
+    rng = np.random.default_rng(3)
+    # a wobbly closed outline of 2000 vertices and 40 groups of points inside and near it
+    angle = np.linspace(0, 2 * np.pi, 2000, endpoint=False)
+    radius = 1000.0 * (1 + 0.2 * np.sin(3 * angle))
+    outline = np.column_stack([radius * np.cos(angle), radius * np.sin(angle)])
+    boundary = Boundary(outline, Grid(np.zeros((1, 1)), 20.0, (0.0, 0.0)), np.ones((1, 1), bool))
+    centres = rng.uniform(-900, 900, (40, 2))
+    groups = np.repeat(np.arange(40), 50)
+    xy = centres[groups] + rng.normal(0, 60.0, (len(groups), 2))
+    groups[::7] = -1  # unclustered points do not count
+    brute = np.hypot(*(xy[:, None, :] - outline[None]).transpose(2, 0, 1)).min(axis=1)
+    expected = np.array([brute[groups == g].min() for g in range(40)])
+    found = boundary.group_min_distance(xy, groups, 40)
+    np.testing.assert_allclose(found, expected, rtol=1e-12)  # KD-tree vs brute-force rounding
 
 
 @pytest.mark.parametrize("rate_ratio", [0.5, 1.0, 1.5])
