@@ -35,7 +35,7 @@ def test_voronoi_cell_areas_match_scipy_voronoi_and_tiling_is_exact():
     assert np.array_equal(np.isnan(tiled), np.isnan(areas))
     np.testing.assert_allclose(tiled[np.isfinite(areas)], areas[np.isfinite(areas)], rtol=1e-9)
     # the thread pool over tiles: the same cells on one thread as on four
-    for threads in (1, 4):  # noqa: B007
+    for threads in (1, 4):
         again = voronoi_cell_areas(xy, tile_points=400, threads=threads)
         np.testing.assert_array_equal(again, tiled)
 
