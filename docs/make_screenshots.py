@@ -4,18 +4,22 @@
 
 Opens the sample nucleus, docks the "Infer rates" widget, clicks Preview (the direct estimator)
 and saves docs/images/widget.png (the whole window) and docs/images/ratio_over_density.png (the
-canvas), then clicks Infer rates (the PINN, default settings, about 1.5 minutes on a 2-core CPU)
+canvas), then clicks Infer rates (the PINN, default settings, under a minute on a 2-core CPU)
 and saves docs/images/pinn_widget.png, pinn_ratio_over_density.png and pinn_uncertainty.png;
 then nuclei_widget.png: Preview with a Labels mask over two nuclei (the sample nucleus and its
 mirror image side by side). ``--only nuclei`` makes the last one alone.
 """
 
+import os
 import sys
 import time
 from pathlib import Path
 
-import napari
-from qtpy.QtWidgets import QApplication
+# no notification pop-ups over the screenshots (a public napari setting, not saved to the profile)
+os.environ.setdefault("NAPARI_APPLICATION_GUI_NOTIFICATION_LEVEL", "none")
+
+import napari  # noqa: E402
+from qtpy.QtWidgets import QApplication  # noqa: E402
 
 OUT = Path(__file__).parent / "images"
 
@@ -40,14 +44,12 @@ def sample() -> None:
     canvas = getattr(viewer, "canvas", None)
     (canvas.overlays.scale_bar if canvas is not None else viewer.scale_bar).visible = True
     viewer.reset_view()
-    _close_toasts(viewer)
     app.processEvents()
     viewer.screenshot(str(OUT / "widget.png"), canvas_only=False)
     viewer.screenshot(str(OUT / "ratio_over_density.png"), canvas_only=True)
 
     _run(widget.run_button, widget, app)
     _show(viewer, ("density", "density ratio"))
-    _close_toasts(viewer)
     app.processEvents()
     viewer.screenshot(str(OUT / "pinn_widget.png"), canvas_only=False)
     viewer.screenshot(str(OUT / "pinn_ratio_over_density.png"), canvas_only=True)
@@ -79,7 +81,8 @@ def nuclei() -> None:
     from napari_mollifier._sample_data import sample_files
 
     density = mio.read_image(sample_files()["density"])
-    image = np.hstack([density.data, density.data[:, ::-1]])
+    gap = np.zeros((density.data.shape[0], 40), density.data.dtype)  # the nuclei must not touch
+    image = np.hstack([density.data, gap, density.data[:, ::-1]])
     smooth = ndimage.gaussian_filter(image, 10.0)
     inside = ndimage.binary_fill_holes(smooth > 0.5 * np.percentile(smooth, 99))
     labels, _ = ndimage.label(inside)
@@ -97,7 +100,6 @@ def nuclei() -> None:
     canvas = getattr(viewer, "canvas", None)
     (canvas.overlays.scale_bar if canvas is not None else viewer.scale_bar).visible = True
     viewer.reset_view()
-    _close_toasts(viewer)
     app.processEvents()
     viewer.screenshot(str(OUT / "nuclei_widget.png"), canvas_only=False)
     viewer.close()
@@ -124,14 +126,6 @@ def _shrink(path: Path) -> None:
     with Image.open(path) as image:
         small = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
     small.save(path, optimize=True)
-
-
-def _close_toasts(viewer) -> None:
-    """Close notification pop-ups (e.g. backend deprecation warnings) before a screenshot."""
-    from napari._qt.dialogs.qt_notification import NapariQtNotification
-
-    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
-        toast.close()
 
 
 if __name__ == "__main__":
