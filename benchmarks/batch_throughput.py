@@ -4,10 +4,12 @@ The folder holds ``--files`` copies (20 by default) of the bundled sample densit
 pixels, 20 nm). Each configuration runs the real command line, ``python -m
 napari_mollifier.batch FOLDER -o OUT --method M [...] [--workers N]``, in a fresh process, and
 the wall time from start to the final summary is measured (Dask cluster start-up included).
-The serial run keeps torch's default thread count (all cores); the Dask workers are
-single-threaded processes (Dask sets ``OMP_NUM_THREADS=1`` in every worker), so N workers on N
-cores do not fight over threads. Rows: direct (seconds per file: start-up and I/O dominate) and
-a short PINN (``--steps``, compute dominates).
+Three runs each: one process with torch's default thread count (all cores), one process with
+one thread (``OMP_NUM_THREADS=1``), and ``--workers N``: single-threaded Dask worker processes
+(Dask sets ``OMP_NUM_THREADS=1`` in every worker; the batch runner keeps glibc's malloc
+defaults there, see ``batch/dask_run.py``), so N workers on N cores do not fight over threads.
+The throughput ratio is given against both serial runs. Rows: direct (seconds per file:
+start-up and I/O dominate) and a short PINN (``--steps``, compute dominates).
 
     python benchmarks/batch_throughput.py                     # 20 files, workers 2
     python benchmarks/batch_throughput.py --files 8 --pinn-steps 100
@@ -34,6 +36,7 @@ if str(HERE) not in sys.path:
 
 from _machine import describe_machine  # noqa: E402
 
+SERIAL_ONE_THREAD = "1 process, 1 thread"
 SAMPLE = ROOT / "src" / "napari_mollifier" / "sample_data" / "nucleus_density.tif"
 
 
@@ -45,12 +48,21 @@ def make_folder(folder: Path, n_files: int) -> Path:
     return folder
 
 
-def run_batch(folder: Path, out: Path, method_args: list[str], workers: int | None) -> dict:
-    """Wall time of one batch command line (fresh process); the count of maps written."""
+def run_batch(folder: Path, out: Path, method_args: list[str], workers) -> dict:
+    """Wall time of one batch command line (fresh process); the count of maps written.
+
+    ``workers``: None (one process, torch on all cores), ``"1 thread"`` (one process with
+    ``OMP_NUM_THREADS=1``) or a number of Dask workers.
+    """
     cmd = [sys.executable, "-m", "napari_mollifier.batch", str(folder), "-o", str(out), "-q"]
-    cmd += method_args + ([] if workers is None else ["--workers", str(workers)])
+    env = dict(os.environ)
+    if workers == SERIAL_ONE_THREAD:
+        env["OMP_NUM_THREADS"] = "1"
+    elif workers is not None:
+        cmd += ["--workers", str(workers)]
+    cmd += method_args
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - t0
     written = len(list(out.glob("*.ome.tif")))
     row = {"seconds": seconds, "written": written, "returncode": proc.returncode}
@@ -60,16 +72,18 @@ def run_batch(folder: Path, out: Path, method_args: list[str], workers: int | No
 
 
 def table(rows: list[dict]) -> str:
-    head = ["run", "workers", "files", "seconds", "files / min", "throughput ratio"]
+    head = ["run", "workers", "files", "seconds", "files / min", "ratio to all cores",
+            "ratio to 1 thread"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [
             r["run"],
-            str(r["workers"] or "1 process"),
+            str(r["workers"] or "1 process, all cores"),
             f"{r['written']}/{r['files']}",
             f"{r['seconds']:.1f}",
             f"{60 * r['written'] / r['seconds']:.2f}",
-            f"{r.get('ratio', 1.0):.2f}",
+            f"{r['ratio']:.2f}" if "ratio" in r else "-",
+            f"{r['ratio_1t']:.2f}" if "ratio_1t" in r else "-",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -91,16 +105,16 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = make_folder(Path(tmp) / "inputs", args.files)
         for name, method_args in runs.items():
-            serial = None
-            for workers in (None, args.workers):
+            rate = {}
+            for workers in (None, SERIAL_ONE_THREAD, args.workers):
                 out = Path(tmp) / f"out_{len(rows)}"
                 row = {"run": name, "workers": workers, "files": args.files}
                 row.update(run_batch(folder, out, method_args, workers))
-                if workers is None:
-                    serial = row
-                elif serial and row["written"] and serial["written"]:
-                    rate = row["written"] / row["seconds"]
-                    row["ratio"] = rate / (serial["written"] / serial["seconds"])
+                rate[workers] = row["written"] / row["seconds"]
+                if rate[None]:
+                    row["ratio"] = rate[workers] / rate[None]
+                if workers != SERIAL_ONE_THREAD and rate.get(SERIAL_ONE_THREAD):
+                    row["ratio_1t"] = rate[workers] / rate[SERIAL_ONE_THREAD]
                 rows.append(row)
                 print(f"[{time.strftime('%H:%M:%S')}] {name} workers={workers}: "
                       f"{row['seconds']:.1f} s, {row['written']} maps {row.get('error', '')}",

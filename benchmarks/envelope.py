@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -174,7 +175,7 @@ def main(argv=None) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from _machine import describe_machine
 
-    print(describe_machine(note="shared 2-core machine: timings are noisy"))
+    print(f"{describe_machine()}; load average before the runs {os.getloadavg()[0]:.1f}")
     print(HEADER)
     rows = [] if args.no_direct else run("direct", args.pinn_steps)
     if not args.no_pinn:

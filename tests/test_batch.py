@@ -391,6 +391,34 @@ def test_local_cluster_matches_sequential(input_dir, tmp_path):
     assert all(Path(r["maps_path"]).parent == tmp_path / "dask" for r in rows if r["maps_path"])
 
 
+def _worker_environment():
+    import os
+
+    import torch
+
+    return torch.get_num_threads(), os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def test_local_workers_are_single_threaded_with_default_malloc():
+    """Dask's MALLOC_TRIM_THRESHOLD_ made single-threaded PINN workers 1.8x slower: not set."""
+    distributed = pytest.importorskip("distributed")
+    import os
+
+    from napari_mollifier.batch.dask_run import _local_cluster
+
+    # read before the start: Dask writes its pre-spawn variables into this process too
+    expected = os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    cluster, _, _ = _local_cluster(InferenceConfig(device="cpu"), io.StringIO(), 2)
+    try:
+        with distributed.Client(cluster) as client:
+            seen = client.run(_worker_environment)
+    finally:
+        cluster.close()
+    assert len(seen) == 2
+    assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == expected  # this process untouched
+    assert all(env == (1, expected) for env in seen.values()), seen
+
+
 def test_missing_dask_is_a_clear_usage_error(input_dir, tmp_path):
     code = (
         "import sys; sys.modules['distributed'] = None\n"
