@@ -190,3 +190,14 @@ def test_duplicates_are_removed_keeping_first_occurrences():
     unique, removed = unique_localisations(xy)
     assert removed == 2
     np.testing.assert_array_equal(unique, [[1.0, 2.0], [3.0, 4.0], [0.0, 9.0]])
+
+
+def test_analysis_threads_follow_omp_num_threads(monkeypatch):
+    from napari_mollifier.analysis.density import analysis_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as in a Dask worker
+    assert analysis_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert analysis_threads() == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert analysis_threads() == max(1, __import__("os").cpu_count() or 1)

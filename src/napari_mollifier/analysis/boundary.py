@@ -89,8 +89,10 @@ class Boundary:
         """Distance (nm) of each point to the outline and the index of the nearest vertex."""
         from scipy.spatial import cKDTree
 
-        # workers=-1: all cores; points deep inside a ring-shaped outline are slow queries
-        dist, index = cKDTree(self.xy_nm).query(xy_nm, workers=-1)
+        from .density import analysis_threads
+
+        # in parallel: points deep inside a ring-shaped outline are slow queries
+        dist, index = cKDTree(self.xy_nm).query(xy_nm, workers=analysis_threads())
         return dist, index
 
     def group_min_distance(self, xy_nm: np.ndarray, groups: np.ndarray, n_groups: int):
@@ -103,14 +105,16 @@ class Boundary:
         """
         from scipy.spatial import cKDTree
 
+        from .density import analysis_threads
+
         points = np.flatnonzero((groups >= 0) & (groups < n_groups))
         best = np.full(n_groups, np.inf)
         if points.size == 0:
             return best
         step = max(1, int(np.sqrt(len(self.xy_nm) / 8)))
-        kept = self.xy_nm[::step]
-        h = float(cKDTree(kept).query(self.xy_nm, workers=-1)[0].max())
-        coarse = cKDTree(kept).query(xy_nm[points], workers=-1)[0]
+        kept = cKDTree(self.xy_nm[::step])
+        h = float(kept.query(self.xy_nm)[0].max())
+        coarse = kept.query(xy_nm[points], workers=analysis_threads())[0]
         coarse_min = np.full(n_groups, np.inf)
         np.minimum.at(coarse_min, groups[points], coarse)
         maybe = points[coarse - h <= coarse_min[groups[points]] + 1e-6]  # 1e-6 nm: rounding

@@ -93,6 +93,15 @@ def _cell_areas_exact(xy: np.ndarray, outside_count=None):
     return area, ~bad & np.isfinite(area)
 
 
+def analysis_threads() -> int:
+    """Threads the analysis may use: ``OMP_NUM_THREADS`` when set (Dask workers set it to 1, so
+    two workers do not fight over the cores), otherwise every core."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return max(1, os.cpu_count() or 1)
+
+
 def _serpentine_order(xy: np.ndarray) -> np.ndarray:
     """Point order along a serpentine over square cells of ~5 mean spacings.
 
@@ -107,8 +116,8 @@ def _serpentine_order(xy: np.ndarray) -> np.ndarray:
     return np.lexsort((along, grid[:, 0]))
 
 
-#: Above this many points the triangulation is done in overlapping tiles (qhull's time grows
-#: faster than linearly: measured 0.6 s for 62 500 points, > 20 s for 10^6 in one piece).
+#: Above this many points the triangulation is done in overlapping tiles, run in parallel
+#: (qhull is about linear, 10-20 us per point here: tiles do not save work, they share it).
 TILE_POINTS = 60_000
 
 
@@ -121,9 +130,9 @@ def voronoi_cell_areas(
     on one line. Large tables are triangulated in overlapping tiles; a cell is taken from a
     tile only when it provably equals the cell of the whole set (no point outside the tile lies
     in the circumcircle of any of its triangles); the rest are recomputed with a doubled overlap,
-    so the result is exact. Tiles run on ``threads`` threads (default: all cores; qhull and the
-    KD-tree queries release the GIL); each tile writes only its own points, so the result does
-    not depend on the thread count.
+    so the result is exact. Tiles run on ``threads`` threads (default: :func:`analysis_threads`;
+    qhull and the KD-tree queries release the GIL); each tile writes only its own points, so the
+    result does not depend on the thread count.
     """
     xy = np.ascontiguousarray(xy_nm, dtype=np.float64)
     n = len(xy)
@@ -138,7 +147,7 @@ def voronoi_cell_areas(
     todo = np.ones(n, bool)
     todo[ConvexHull(xy).vertices] = False  # unbounded in the whole set: stays NaN
     margin = 10.0 * float(np.sqrt(np.prod(tiles.hi - tiles.lo) / n))  # ~10 mean spacings
-    workers = max(1, int(threads or os.cpu_count() or 1))
+    workers = max(1, int(threads or analysis_threads()))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         while todo.any():
             if margin >= float(np.max(tiles.hi - tiles.lo)):
@@ -233,7 +242,7 @@ def neighbourhood_density(xy_nm: np.ndarray, cell_area_nm2: np.ndarray, neighbou
     if neighbours <= 0:
         return 1e6 / cell_area_nm2
     k = min(int(neighbours), len(xy_nm) - 1)
-    _, nb = cKDTree(xy_nm).query(xy_nm, k=k + 1, workers=-1)
+    _, nb = cKDTree(xy_nm).query(xy_nm, k=k + 1, workers=analysis_threads())
     areas = cell_area_nm2[nb]
     finite = np.isfinite(areas)
     count = finite.sum(axis=1)

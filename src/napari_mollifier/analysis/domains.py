@@ -99,8 +99,12 @@ def cluster_localisations(
     idx = np.flatnonzero(selected)
     if len(idx) < max(min_samples, min_cluster_size):
         return labels
-    # n_jobs=-1: the neighbour queries on all cores (threads); the labels do not depend on it
-    dbscan = DBSCAN(eps=eps_nm, min_samples=min_samples, algorithm="kd_tree", n_jobs=-1)
+    from .density import analysis_threads
+
+    # the neighbour queries in parallel (threads); the labels do not depend on it
+    dbscan = DBSCAN(
+        eps=eps_nm, min_samples=min_samples, algorithm="kd_tree", n_jobs=analysis_threads()
+    )
     raw = dbscan.fit_predict(xy_nm[idx])
     sizes = np.bincount(raw[raw >= 0]) if np.any(raw >= 0) else np.zeros(0, np.int64)
     keep = np.flatnonzero(sizes >= min_cluster_size)
