@@ -148,6 +148,36 @@ def test_signal_after_the_last_file_never_kills_by_signal(inputs, tmp_path):
         assert "Traceback" not in err
 
 
+@posix_only
+def test_a_signal_on_the_closing_ignore_call_is_absorbed(monkeypatch):
+    """The race CI once hit: SIGTERM lands on ``ignore_from_now`` itself, after the summary."""
+    from napari_mollifier.batch import __main__ as entry
+    from napari_mollifier.batch import _signals, cli
+
+    previous = {s: signal.getsignal(s) for s in _signals.SIGNALS}
+    real_ignore, calls = _signals.ignore_from_now, []
+
+    def ignore_hit_once():
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler raises on the next bytecode
+            time.sleep(0.01)
+        real_ignore()
+
+    monkeypatch.setattr(cli, "main", lambda: EXIT_OK)
+    monkeypatch.setattr(_signals, "_absorbing", False)  # restored after the test
+    monkeypatch.setattr(_signals, "ignore_from_now", ignore_hit_once)
+    try:
+        assert entry._run() == EXIT_OK
+        assert len(calls) == 2
+        os.kill(os.getpid(), signal.SIGTERM)  # now ignored: neither raised nor fatal
+        time.sleep(0.01)
+        _signals._raise(signal.SIGTERM, None)  # the handler itself no longer raises
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 # --- non-regular inputs ---------------------------------------------------------------------------
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 def test_fifo_inputs_are_skipped_never_opened(inputs, tmp_path):

@@ -22,8 +22,12 @@ def _run() -> int:
             raise
         print("\n" + _signals.MESSAGE, file=sys.stderr)
         status = _signals.status_of(exc)
-    _signals.ignore_from_now()
-    return status
+    while True:
+        try:
+            _signals.ignore_from_now()
+            return status
+        except KeyboardInterrupt:
+            continue  # a signal on the call itself: the run is complete all the same
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 MESSAGE = "interrupted: finished outputs are complete; run again with --resume to do the rest"
 
 _received: list[int] = []
+_absorbing = False  # set once the run is complete: the handler then records, never raises
 
 
 class Interrupted(KeyboardInterrupt):
@@ -51,14 +52,17 @@ def received() -> int | None:
 
 def _raise(signum, frame):
     _received.append(signum)
-    raise Interrupted(signum)
+    if not _absorbing:
+        raise Interrupted(signum)
 
 
 def install() -> dict | None:
     """Install the handler for SIGINT and SIGTERM; returns the previous handlers (None off the
     main thread, where signals cannot be handled)."""
+    global _absorbing
     if threading.current_thread() is not threading.main_thread():
         return None
+    _absorbing = False
     return {s: signal.signal(s, _raise) for s in SIGNALS}
 
 
@@ -71,7 +75,12 @@ def ignore_from_now() -> None:
     """After the work is done and the summary printed: flush, then ignore both signals while
     Python shuts down (the interpreter restores the default action, death by signal, for a
     handled signal during finalization; an ignored one stays ignored). The exit status is then
-    the run's own."""
+    the run's own.
+
+    A signal that lands on the call itself still raises :class:`Interrupted` (the caller
+    retries); from this function's first statement on, the handler no longer raises."""
+    global _absorbing
+    _absorbing = True
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
