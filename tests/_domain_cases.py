@@ -1,11 +1,12 @@
 """Simulated nuclei with known phi_h for the domain-analysis tests (cached per session).
 
-The project's simulator (``physics.simulate_chromatin``) has a periodic box and no nuclear
-envelope yet (the closed-domain / lamina simulator is being built elsewhere), so a "nucleus" is
-a disk cut out of the periodic steady state (rolled by ``shift`` pixels to get other
-configurations) and H2B localisations are drawn from its total chromatin ``1 - phi_w``
-(``physics.sample_localisations``). Domains cut by the disk edge become "LADs" of this geometry
-only; LAD thickness is therefore not validated here.
+Two kinds of nucleus, both 256^2 and sampled as H2B localisations from the total chromatin
+``1 - phi_w`` (``physics.sample_localisations``):
+
+- :func:`nucleus`: a disk cut out of the periodic steady state (rolled by ``shift`` pixels to
+  get other configurations). Domains cut by the disk edge are "LADs" of this geometry only.
+- :func:`lamina_nucleus`: a closed disk nucleus (the envelope is a no-flux wall) with a lamina
+  affinity, so heterochromatin lines the envelope as in a real nucleus: the LAD thickness case.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from functools import cache
 import numpy as np
 
 from napari_mollifier.physics import sample_localisations, simulate_chromatin
+from napari_mollifier.physics.params import ModelParams
 
 N = 256
 L_BOX = 10.0
@@ -29,15 +31,19 @@ VALIDATED = {"density_neighbours": 12, "threshold_method": "otsu"}
 
 
 @cache
-def simulation(rate_ratio: float, sim_seed: int = 0):
+def simulation(rate_ratio: float, sim_seed: int = 0, lamina: float = 0.0):
+    """Periodic box without ``lamina``; a closed disk nucleus (:func:`disk`) with it."""
     import torch
 
+    closed = {"domain": disk(), "params": ModelParams(lamina_affinity=lamina)} if lamina else {}
     # one thread: the 256^2 FFTs are small, and two spinning threads on a busy 2-core machine
     # were measured ~10x slower
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return simulate_chromatin(rate_ratio, L=L_BOX, n=N, dt=0.1, t_end=30.0, seed=sim_seed)
+        return simulate_chromatin(
+            rate_ratio, L=L_BOX, n=N, dt=0.1, t_end=30.0, seed=sim_seed, **closed
+        )
     finally:
         torch.set_num_threads(threads)
 
@@ -61,11 +67,23 @@ def nucleus(
     chromatin = np.roll(1.0 - sim.phi_w, (shift, 2 * shift), axis=(0, 1))
     phi_h = np.roll(sim.phi_h, (shift, 2 * shift), axis=(0, 1))
     mask = disk(radius_fraction)
+    return _localisations(chromatin, sim.spacing, mask, seed), phi_h, mask
+
+
+@cache
+def lamina_nucleus(rate_ratio: float, lamina: float, seed: int = 1):
+    """(localisations, phi_h, mask) of the closed disk nucleus with lamina affinity ``lamina``."""
+    sim = simulation(rate_ratio, 0, lamina)
+    mask = disk()
+    return _localisations(1.0 - sim.phi_w, sim.spacing, mask, seed), sim.phi_h, mask
+
+
+def _localisations(chromatin, spacing, mask, seed):
     table = sample_localisations(
-        chromatin, sim.spacing, nm_per_unit=NM_PER_UNIT, density_per_um2=DENSITY_PER_UM2,
+        chromatin, spacing, nm_per_unit=NM_PER_UNIT, density_per_um2=DENSITY_PER_UM2,
         precision_nm=PRECISION_NM, mask=mask, seed=seed,
     )  # fmt: skip
     table = table.rename(
         columns={"x [nm]": "x_nm", "y [nm]": "y_nm", "uncertainty_xy [nm]": "sigma_nm"}
     )
-    return table[["x_nm", "y_nm", "sigma_nm", "frame"]], phi_h, mask
+    return table[["x_nm", "y_nm", "sigma_nm", "frame"]]

@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _domain_cases import PIXEL_NM, VALIDATED, nucleus
+from _domain_cases import PIXEL_NM, VALIDATED, lamina_nucleus, nucleus
 from napari_mollifier.analysis import (
     DOMAIN_COLUMNS,
     AnalysisError,
     analyse_domains,
     voronoi_cell_areas,
 )
-from napari_mollifier.analysis.reference import field_domains
+from napari_mollifier.analysis.reference import field_domains, field_lad_thickness
 
 
 def test_voronoi_cell_areas_match_scipy_voronoi_and_tiling_is_exact():
@@ -72,6 +72,35 @@ def test_radius_and_spacing_match_the_simulated_field(rate_ratio):
     assert s["n_interior_domains"] >= 10
     # the lab's uncorrected hull radius overshoots (jitter): bigger, by less than 40 %
     assert ref["domain_radius_nm"] < s["domain_radius_nm"] < 1.4 * ref["domain_radius_nm"]
+
+
+def test_field_lad_thickness_of_an_annulus():
+    yy, xx = np.mgrid[0:400, 0:400] - 199.5
+    r = np.hypot(yy, xx)
+    mask = r < 180
+    for width in (6, 20):  # pixels; area / mean perimeter of an annulus = its width
+        ring = mask & (r >= 180 - width)
+        thickness, coverage = field_lad_thickness(ring, mask, pixel_nm=10.0)
+        expected = ring.sum() * 100.0 / (2 * np.pi * 180 * 10.0)  # area / outline length
+        assert thickness == pytest.approx(expected, rel=0.02)
+        assert thickness == pytest.approx(10.0 * width, rel=0.1) and coverage == 1.0
+    half = mask & (r >= 170) & (xx > 0)
+    assert field_lad_thickness(half, mask, 10.0)[1] == pytest.approx(0.5, abs=0.03)
+    assert np.isnan(field_lad_thickness(np.zeros_like(mask), mask, 10.0)[0])
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_lad_thickness_matches_the_simulated_field_with_lamina_affinity(seed):
+    """Closed nucleus, heterochromatin tethered to the envelope (h 0.002): a LAD layer."""
+    table, phi_h, mask = lamina_nucleus(1.0, lamina=0.002, seed=seed)
+    ref, _ = field_domains(phi_h, PIXEL_NM, mask)
+    assert ref["lad_coverage"] == 1.0 and ref["lad_thickness_nm"] > 3 * PIXEL_NM
+    s = analyse_domains(table, **VALIDATED).summary
+    assert s["lad_thickness_nm"] == pytest.approx(ref["lad_thickness_nm"], rel=0.2)
+    assert s["lad_coverage"] > 0.9
+    # the interior is measured as well as without an envelope
+    assert s["domain_radius_corrected_nm"] == pytest.approx(ref["domain_radius_median_nm"], rel=0.1)
+    assert s["spacing_nm"] == pytest.approx(ref["spacing_nm"], rel=0.1)
 
 
 def test_report_contract():

@@ -165,7 +165,8 @@ def test_a_signal_on_the_closing_ignore_call_is_absorbed(monkeypatch):
         real_ignore()
 
     monkeypatch.setattr(cli, "main", lambda: EXIT_OK)
-    monkeypatch.setattr(_signals, "_absorbing", False)  # restored after the test
+    monkeypatch.setattr(_signals, "_absorbing", False)  # both restored after the test
+    monkeypatch.setattr(_signals, "_received", [])
     monkeypatch.setattr(_signals, "ignore_from_now", ignore_hit_once)
     try:
         assert entry._run() == EXIT_OK
