@@ -59,9 +59,15 @@ def test_pinn_lamina_wall_term_enters_the_residual():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["rectangle", "ellipse"])
-def test_pinn_whole_nucleus_accuracy(kind):
-    case = box_case(1.0) if kind == "rectangle" else nucleus_case(1.0)
+@pytest.mark.parametrize(
+    ("kind", "ratio"),
+    [("rectangle", 0.7), ("rectangle", 1.0), ("rectangle", 1.3), ("ellipse", 1.0)],
+)
+def test_pinn_whole_nucleus_accuracy(kind, ratio):
+    """The issue's targets at the default training: rectangle <= 2 % over all mapped pixels and
+    <= 3 % in the outer band; curved nucleus <= 3 % in the band of two kernel widths (which
+    covers this small ellipse entirely; measured 2.1 %, docs/validation.md)."""
+    case = box_case(ratio) if kind == "rectangle" else nucleus_case(ratio)
     result = infer_rates(case.fields, _config(steps=600, ensemble_size=3, patch_size=64))
     mapped = np.isfinite(result.ratio) & case.mask
     spacing = case.fields.spacing
@@ -74,4 +80,19 @@ def test_pinn_whole_nucleus_accuracy(kind):
     band = mapped & (dist < band_width)
     err = np.abs(result.ratio / case.truth - 1)
     assert mapped.sum() / case.mask.sum() >= 0.95
-    assert err[mapped].mean() <= 0.02 and err[band].mean() <= 0.03
+    assert err[band].mean() <= 0.03
+    if kind == "rectangle":
+        assert err[mapped].mean() <= 0.02
+
+
+@pytest.mark.slow
+def test_pinn_lad_band_with_the_affinity_given():
+    """LADs (h 0.002) with h given: the band's ratio within 5 % of the truth."""
+    case = nucleus_case(1.0, lamina=0.002)
+    config = _config(lamina=0.002, steps=600, ensemble_size=3, patch_size=64)
+    result = infer_rates(case.fields, config)
+    mapped = np.isfinite(result.ratio) & case.mask
+    dist = distance_to_wall(case.mask, case.fields.spacing, case.fields.image_border)
+    band = mapped & (dist < 0.3)  # model units: the LAD layer
+    assert mapped.sum() / case.mask.sum() >= 0.95
+    assert np.abs(result.ratio[band] / case.truth[band] - 1).mean() <= 0.05
