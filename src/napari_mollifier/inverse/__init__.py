@@ -8,6 +8,7 @@ Flow: :mod:`.config` (one versioned config) -> :mod:`.prepared` (fields checked 
 from .api import infer_rates, iter_inference
 from .config import CONFIG_VERSION, DirectOptions, InferenceConfig, PinnOptions, RenderOptions
 from .events import ProgressEvent, StopToken
+from .lamina import LaminaEstimate, estimate_lamina_affinity
 from .prepared import PreparedFields, prepare_fields
 from .registry import estimator_names, register_estimator
 from .result import MAP_NAMES, RateMaps
@@ -16,9 +17,11 @@ __all__ = [
     "CONFIG_VERSION",
     "DirectOptions",
     "InferenceConfig",
+    "LaminaEstimate",
     "PinnOptions",
     "PreparedFields",
     "RenderOptions",
+    "estimate_lamina_affinity",
     "estimator_names",
     "prepare_fields",
     "register_estimator",
