@@ -172,8 +172,6 @@ def extension_operator(
 
     See the module docstring for the rules. ``radius`` is the kernel radius in pixels.
     """
-    from scipy import ndimage
-
     _, mask = _check(np.zeros(np.shape(mask)), mask, image_border)
     r = int(radius)
     h, w = mask.shape
@@ -197,6 +195,10 @@ def extension_operator(
     weight = np.zeros((0, 4))
     outside = ~inside
     if outside.any():
+        # imported here: scipy.ndimage costs ~0.6 s to import, and a mask filling the image
+        # (a periodic box, a cropped nucleus) needs no mirror
+        from scipy import ndimage
+
         _, (qy, qx) = ndimage.distance_transform_edt(outside, return_indices=True)
         py, px = np.nonzero(outside)
         my, mx = _mirror_points(inside, py, px, qy, qx, method)
@@ -221,11 +223,11 @@ def extension_operator(
 
 def supported(op: ExtensionOperator, mask) -> np.ndarray:
     """Mask pixels whose whole (2R + 1)^2 kernel support is known under ``op``."""
-    from scipy import ndimage
-
     mask = np.asarray(mask, dtype=bool)
     if op.known.all():
         return mask.copy()
+    from scipy import ndimage
+
     r, (h, w) = op.radius, op.shape
     known = ndimage.minimum_filter(op.known.astype(np.uint8), size=2 * r + 1, mode="constant")
     return mask & known[r : r + h, r : r + w].astype(bool)

@@ -71,7 +71,7 @@ class SpectralStack:
         self.fft_shape = tuple(good_fft_size(n) for n in extended.shape[-2:])
         self.spectra = torch.fft.rfft2(torch.from_numpy(extended), s=self.fft_shape)
         self._transfers: dict = {}
-        self._unknown_distance = None
+        self._unknown_count = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -93,38 +93,38 @@ class SpectralStack:
         import torch
 
         self._check_width(width, combination)
-        total = torch.zeros(self.spectra.shape[1:] + (2,), dtype=torch.float64)
+        total = None
         for channel, derivatives in combination.items():
             # the transfer is real (even kernels): scale the (re, im) pairs in place
             spectrum = torch.view_as_real(self.spectra[channel])
-            total.addcmul_(spectrum, self._transfer(width, derivatives)[..., None])
+            transfer = self._transfer(width, derivatives)[..., None]
+            if total is None:  # the first product starts the sum (no pass over zeros)
+                total = spectrum * transfer
+            else:
+                total.addcmul_(spectrum, transfer)
         full = torch.fft.irfft2(torch.view_as_complex(total), s=self.fft_shape)
         r, (h, w) = self.radius, self.shape
         return full[r : r + h, r : r + w].numpy()
 
     def valid(self, width: float) -> np.ndarray:
         """Mask pixels whose whole kernel support at ``width`` is known."""
-        from scipy import ndimage
-
         if self.operator.known.all():
             return self.mask.copy()
-        if self._unknown_distance is None:
-            # chessboard distance to the nearest unknown pixel: the (2r + 1)^2 support of a
-            # pixel is all known exactly when that distance exceeds r
-            self._unknown_distance = ndimage.distance_transform_cdt(
-                self.operator.known, metric="chessboard"
-            )
-        big, (h, w) = self.radius, self.shape
-        distance = self._unknown_distance[big : big + h, big : big + w]
-        return self.mask & (distance > self._radius(width))
+        if self._unknown_count is None:
+            # summed-area table of the unknown pixels: a (2r + 1)^2 window's count in 4 reads
+            # (numpy only: scipy.ndimage alone costs ~0.6 s to import)
+            unknown = (~self.operator.known).astype(np.int64)
+            self._unknown_count = np.pad(unknown.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+        return self.mask & (window_sums(self._unknown_count, self.radius, self._radius(width),
+                                        self.shape) == 0)  # fmt: skip
 
     def reflected_weight(self, width: float) -> np.ndarray:
         """Fraction of ``|eta|`` on reflected pixels (as in :func:`boundary_derivatives`)."""
-        from scipy import ndimage
-
         reflected = self.operator.reflected
         if not reflected.any():
             return np.zeros(self.shape)
+        from scipy import ndimage
+
         _, taps = kernel_weights(self.kernel, 0, width, self.spacing)
         taps = np.abs(taps) / np.abs(taps).sum()
         weight = ndimage.convolve1d(reflected.astype(np.float64), taps, axis=0, mode="constant")
@@ -180,3 +180,15 @@ class SpectralStack:
             # an even kernel has a real transfer (the imaginary part is rounding)
             self._transfers[key] = torch.from_numpy(spectrum.real.copy())
         return self._transfers[key]
+
+
+def window_sums(table: np.ndarray, big: int, r: int, shape: tuple[int, int]) -> np.ndarray:
+    """Sums over the (2r + 1)^2 windows centred on the (h, w) pixels that start ``big`` pixels
+    into the padded grid, from its summed-area ``table`` (one leading row and column of 0)."""
+    h, w = shape
+    lo, hi = big - r, big + r + 1  # window rows / columns of the first centre: [lo, hi)
+
+    def corner(y, x):
+        return table[y : y + h, x : x + w]
+
+    return corner(hi, hi) - corner(lo, hi) - corner(hi, lo) + corner(lo, lo)
