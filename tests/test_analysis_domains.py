@@ -40,6 +40,24 @@ def test_voronoi_cell_areas_match_scipy_voronoi_and_tiling_is_exact():
         np.testing.assert_array_equal(again, tiled)
 
 
+def test_neighbourhood_density_equals_the_direct_definition():
+    from scipy.spatial import cKDTree
+
+    from napari_mollifier.analysis.density import neighbourhood_density
+
+    rng = np.random.default_rng(5)
+    xy = np.concatenate([rng.random((6000, 2)) * 3000.0, rng.normal(1500, 80, (2000, 2))])
+    cells = voronoi_cell_areas(xy)
+    found = neighbourhood_density(xy, cells, 12)  # queried in row order, scattered back
+    _, nb = cKDTree(xy).query(xy, k=13)
+    areas = cells[nb]
+    count = np.isfinite(areas).sum(axis=1)
+    expected = 1e6 * count / np.nansum(areas, axis=1)
+    expected[count < 6.5] = np.nan
+    np.testing.assert_allclose(found, expected, rtol=1e-12)
+    assert np.array_equal(np.isnan(found), np.isnan(expected))
+
+
 def test_group_min_distance_equals_the_brute_force_minimum():
     from napari_mollifier.analysis.boundary import Boundary, Grid
 
