@@ -58,6 +58,39 @@ def test_neighbourhood_density_equals_the_direct_definition():
     assert np.array_equal(np.isnan(found), np.isnan(expected))
 
 
+@pytest.mark.parametrize(
+    ("eps", "min_samples"), [(30.0, 3), (30.0, 8), (12.0, 4), (50.0, 1), (5.0, 50)]
+)
+def test_dbscan_labels_equal_scikit_learn(eps, min_samples):
+    from sklearn.cluster import DBSCAN
+
+    from napari_mollifier.analysis.domains import dbscan_labels
+
+    rng = np.random.default_rng(int(eps * min_samples))
+    centres = rng.uniform(0, 3000, (40, 2))
+    xy = np.concatenate(
+        [centres[rng.integers(0, 40, 6000)] + rng.normal(0, 40, (6000, 2)),
+         rng.uniform(0, 3000, (3000, 2))]
+    )  # fmt: skip
+    expected = DBSCAN(eps=eps, min_samples=min_samples, algorithm="kd_tree").fit_predict(xy)
+    np.testing.assert_array_equal(dbscan_labels(xy, eps, min_samples), expected)
+
+
+def test_dbscan_border_point_of_two_clusters_joins_the_first_numbered():
+    from sklearn.cluster import DBSCAN
+
+    from napari_mollifier.analysis.domains import dbscan_labels
+
+    a, c = [0.0, 0.3, 0.6, 0.9], [2.8, 3.1, 3.4, 3.7]
+    border = [1.85]  # 0.95 from both clusters: 3 points within eps < min_samples 4
+    for x in (a + border + c, c + border + a, border + a + c):
+        xy = np.column_stack([x, np.zeros(len(x))])
+        expected = DBSCAN(eps=1.0, min_samples=4).fit_predict(xy)
+        found = dbscan_labels(xy, 1.0, 4)
+        np.testing.assert_array_equal(found, expected)
+        assert found[x.index(1.85)] == 0 and found.max() == 1
+
+
 def test_group_min_distance_equals_the_brute_force_minimum():
     from napari_mollifier.analysis.boundary import Boundary, Grid
 

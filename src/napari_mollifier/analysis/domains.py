@@ -88,8 +88,6 @@ def cluster_localisations(
     Returns int64 labels: -1 for unselected, noise and clusters smaller than
     ``min_cluster_size``; 0 .. K-1 for the kept clusters, numbered by decreasing size.
     """
-    from sklearn.cluster import DBSCAN
-
     if eps_nm <= 0 or min_samples < 1 or min_cluster_size < 1:
         raise ValueError(
             f"expected eps_nm > 0, min_samples >= 1, min_cluster_size >= 1; found "
@@ -99,13 +97,7 @@ def cluster_localisations(
     idx = np.flatnonzero(selected)
     if len(idx) < max(min_samples, min_cluster_size):
         return labels
-    from .density import analysis_threads
-
-    # the neighbour queries in parallel (threads); the labels do not depend on it
-    dbscan = DBSCAN(
-        eps=eps_nm, min_samples=min_samples, algorithm="kd_tree", n_jobs=analysis_threads()
-    )
-    raw = dbscan.fit_predict(xy_nm[idx])
+    raw = dbscan_labels(xy_nm[idx], eps_nm, min_samples)
     sizes = np.bincount(raw[raw >= 0]) if np.any(raw >= 0) else np.zeros(0, np.int64)
     keep = np.flatnonzero(sizes >= min_cluster_size)
     keep = keep[np.argsort(-sizes[keep], kind="stable")]
@@ -113,3 +105,53 @@ def cluster_localisations(
     remap[keep] = np.arange(len(keep))
     labels[idx] = remap[raw]
     return labels
+
+
+def dbscan_labels(xy_nm: np.ndarray, eps_nm: float, min_samples: int) -> np.ndarray:
+    """DBSCAN labels equal to scikit-learn's ``DBSCAN(eps, min_samples).fit_predict(xy)``.
+
+    Core points have >= ``min_samples`` points (themselves included) within ``eps_nm``;
+    clusters are the connected components of core points within ``eps_nm`` of each other,
+    numbered by their lowest point index (scikit-learn's scan order); a border point joins the
+    lowest-numbered cluster among its core neighbours (the first to reach it there); the rest
+    is noise (-1). Vectorised KD-tree queries and a sparse graph on the points sorted in rows
+    (neighbours near in memory) instead of scikit-learn's per-point neighbour lists: the same
+    labels in about half the time (tests/test_analysis_domains.py compares them).
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    from .density import _row_order, analysis_threads
+
+    order = _row_order(xy_nm, 64)  # position p holds point order[p]
+    pts = xy_nm[order]
+    counts = cKDTree(pts).query_ball_point(
+        pts, eps_nm, return_length=True, workers=analysis_threads()
+    )
+    labels = np.full(len(pts), -1, np.int64)
+    core = np.flatnonzero(counts >= min_samples)
+    if len(core) == 0:
+        return labels
+    core_tree = cKDTree(pts[core])
+    pairs = core_tree.query_pairs(eps_nm, output_type="ndarray").astype(np.int32)
+    graph = coo_matrix(
+        (np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])), shape=(len(core),) * 2
+    )
+    n_comp, comp = connected_components(graph, directed=False)
+    first = np.full(n_comp, len(pts), np.int64)
+    np.minimum.at(first, comp, order[core])  # each cluster's lowest original index
+    rank = np.empty(n_comp, np.int64)
+    rank[np.argsort(first)] = np.arange(n_comp)
+    core_labels = rank[comp]
+    labels[core] = core_labels
+    border = np.flatnonzero(counts < min_samples)
+    if len(border):
+        near = cKDTree(pts[border]).sparse_distance_matrix(core_tree, eps_nm, output_type="ndarray")
+        best = np.full(len(border), n_comp, np.int64)
+        np.minimum.at(best, near["i"], core_labels[near["j"]])
+        reached = best < n_comp
+        labels[border[reached]] = best[reached]
+    out = np.empty_like(labels)
+    out[order] = labels
+    return out
