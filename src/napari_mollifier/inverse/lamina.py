@@ -16,7 +16,8 @@ Measured bias (docs/validation.md, h = 0.002): exact on the simulation's own gri
 rectangle; -8.5 % after block-averaging by 2 with noise (the LAD layer is then two pixels
 thick); -22 % on a curved 64^2 ellipse, where the reflection across a staircase wall is only
 first-order exact (-0.00013 there without any affinity). The result reports the spread over the
-widths it used.
+widths it used. ``phi_w`` is read as measured: from a single-channel density it is the
+calibration's (uniform ``phi_e``), an assumption the estimate inherits (not validated).
 """
 
 from __future__ import annotations
