@@ -95,13 +95,13 @@ def test_window_sums_give_the_chessboard_distance_rule():
     unknown pixel exceeds the radius (the summed-area table against scipy's transform)."""
     from scipy import ndimage
 
-    from napari_mollifier.mollifier.spectral import window_sums
+    from napari_mollifier.mollifier.boundary import unknown_table, window_sums
 
     rng = np.random.default_rng(4)
     known = ndimage.binary_opening(rng.random((70, 90)) > 0.03, iterations=1)
     known[:3] = False  # unknown rows at the padded edge, as an open border gives
     big, shape = 9, (70 - 18, 90 - 18)
-    table = np.pad((~known).astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    table = unknown_table(known)
     distance = ndimage.distance_transform_cdt(known, metric="chessboard")
     for r in (0, 1, 4, 9):
         expected = distance[big : big + shape[0], big : big + shape[1]] > r

@@ -195,7 +195,7 @@ def extension_operator(
     weight = np.zeros((0, 4))
     outside = ~inside
     if outside.any():
-        # imported here: scipy.ndimage costs ~0.6 s to import, and a mask filling the image
+        # imported here: scipy.ndimage takes 0.2-0.6 s to import, and a mask filling the image
         # (a periodic box, a cropped nucleus) needs no mirror
         from scipy import ndimage
 
@@ -226,11 +226,26 @@ def supported(op: ExtensionOperator, mask) -> np.ndarray:
     mask = np.asarray(mask, dtype=bool)
     if op.known.all():
         return mask.copy()
-    from scipy import ndimage
+    return mask & (window_sums(unknown_table(op.known), op.radius, op.radius, op.shape) == 0)
 
-    r, (h, w) = op.radius, op.shape
-    known = ndimage.minimum_filter(op.known.astype(np.uint8), size=2 * r + 1, mode="constant")
-    return mask & known[r : r + h, r : r + w].astype(bool)
+
+def unknown_table(known: np.ndarray) -> np.ndarray:
+    """Summed-area table of the unknown pixels (one leading row and column of 0): the count in
+    any window in four reads (numpy only; scipy.ndimage alone takes 0.2-0.6 s to import)."""
+    unknown = (~np.asarray(known, dtype=bool)).astype(np.int64)
+    return np.pad(unknown.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+
+
+def window_sums(table: np.ndarray, big: int, r: int, shape: tuple[int, int]) -> np.ndarray:
+    """Sums over the (2r + 1)^2 windows centred on the (h, w) pixels that start ``big`` pixels
+    into the padded grid (``r <= big``), from its summed-area ``table``."""
+    h, w = shape
+    lo, hi = big - r, big + r + 1  # window rows / columns of the first centre: [lo, hi)
+
+    def corner(y, x):
+        return table[y : y + h, x : x + w]
+
+    return corner(hi, hi) - corner(lo, hi) - corner(hi, lo) + corner(lo, lo)
 
 
 def extend_fields(
@@ -300,8 +315,6 @@ def boundary_derivatives(
         pixels (0 in the interior; ~0.5 on a straight wall), a measure of how much the value
         leans on the wall conditions.
     """
-    from scipy import ndimage
-
     from .functional import mollified_derivatives
     from .kernels import kernel_weights
 
@@ -314,11 +327,11 @@ def boundary_derivatives(
     h, w = mask.shape
     valid = mask.copy()
     if not ext.known.all():
-        valid &= ndimage.minimum_filter(
-            ext.known.astype(np.uint8), size=2 * r + 1, mode="constant", cval=0
-        )[r : r + h, r : r + w].astype(bool)
+        valid &= window_sums(unknown_table(ext.known), r, r, (h, w)) == 0
     weight = np.zeros(mask.shape)
     if ext.reflected.any():
+        from scipy import ndimage
+
         _, k1 = kernel_weights(kernel, 0, width, spacing)
         k1 = np.abs(k1) / np.abs(k1).sum()
         weight = ndimage.convolve1d(ext.reflected.astype(np.float64), k1, axis=0, mode="constant")

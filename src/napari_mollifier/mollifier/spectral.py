@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .boundary import _check, extension_operator, radius_pixels
+from .boundary import _check, extension_operator, radius_pixels, unknown_table, window_sums
 from .functional import check_width, derivative_terms, good_fft_size, smallest_width
 from .kernels import DEFAULT_KERNEL, kernel_weights
 
@@ -110,13 +110,10 @@ class SpectralStack:
         """Mask pixels whose whole kernel support at ``width`` is known."""
         if self.operator.known.all():
             return self.mask.copy()
-        if self._unknown_count is None:
-            # summed-area table of the unknown pixels: a (2r + 1)^2 window's count in 4 reads
-            # (numpy only: scipy.ndimage alone costs ~0.6 s to import)
-            unknown = (~self.operator.known).astype(np.int64)
-            self._unknown_count = np.pad(unknown.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-        return self.mask & (window_sums(self._unknown_count, self.radius, self._radius(width),
-                                        self.shape) == 0)  # fmt: skip
+        if self._unknown_count is None:  # one table for every width
+            self._unknown_count = unknown_table(self.operator.known)
+        counts = window_sums(self._unknown_count, self.radius, self._radius(width), self.shape)
+        return self.mask & (counts == 0)
 
     def reflected_weight(self, width: float) -> np.ndarray:
         """Fraction of ``|eta|`` on reflected pixels (as in :func:`boundary_derivatives`)."""
@@ -180,15 +177,3 @@ class SpectralStack:
             # an even kernel has a real transfer (the imaginary part is rounding)
             self._transfers[key] = torch.from_numpy(spectrum.real.copy())
         return self._transfers[key]
-
-
-def window_sums(table: np.ndarray, big: int, r: int, shape: tuple[int, int]) -> np.ndarray:
-    """Sums over the (2r + 1)^2 windows centred on the (h, w) pixels that start ``big`` pixels
-    into the padded grid, from its summed-area ``table`` (one leading row and column of 0)."""
-    h, w = shape
-    lo, hi = big - r, big + r + 1  # window rows / columns of the first centre: [lo, hi)
-
-    def corner(y, x):
-        return table[y : y + h, x : x + w]
-
-    return corner(hi, hi) - corner(lo, hi) - corner(hi, lo) + corner(lo, lo)
