@@ -29,7 +29,34 @@ def iter_inference(
         raise TypeError(f"config: expected an InferenceConfig, found {type(config).__name__}")
     config.validate()
     estimator = get_estimator(config.method)
-    yield from estimator(prepare_fields(fields, config), config, stop)
+    prepared = prepare_fields(fields, config)
+    prepared, lamina = _lamina_affinity(prepared, config)
+    for event in estimator(prepared, config, stop):
+        if event.result is not None:
+            event.result.metadata.update(lamina)
+        yield event
+
+
+def _lamina_affinity(prepared, config: InferenceConfig):
+    """(prepared fields with the affinity the estimator uses, its metadata entries)."""
+    import dataclasses
+
+    given = float(config.model.lamina_affinity)
+    if not config.estimate_lamina_affinity:
+        source = "given" if given else "default 0 (neutral wall)"
+        return prepared, {"lamina_affinity": given, "lamina_affinity_source": source}
+    from .lamina import estimate_from_prepared
+
+    estimate = estimate_from_prepared(prepared)
+    params = dataclasses.replace(prepared.params, lamina_affinity=estimate.value)
+    metadata = {
+        "lamina_affinity": estimate.value,
+        "lamina_affinity_source": estimate.note,
+        "lamina_affinity_spread": estimate.spread,
+        "lamina_affinity_per_width": estimate.per_width,
+        "lamina_affinity_smoothing_widths": estimate.widths,
+    }
+    return dataclasses.replace(prepared, params=params), metadata
 
 
 def infer_rates(

@@ -117,6 +117,11 @@ class InferenceConfig:
         two channels are (phi_w, phi_d) phase fields. None: multi-channel images are phases
         only when their channels are named phi_w, phi_d; otherwise they are refused with a
         message asking for this field (``ChromatinFields.from_density(channel=)``).
+    estimate_lamina_affinity : bool
+        Estimate the lamina affinity of each nucleus from the nucleoplasm equation
+        (:func:`~napari_mollifier.inverse.estimate_lamina_affinity`) and use it instead of
+        ``model.lamina_affinity``; the value, its spread and the source go in the metadata.
+        Needs a wall (a mask outline inside the image, or ``image_border="wall"``).
     model, calibration
         Physics constants and the density -> volume fraction calibration.
     render, direct, pinn
@@ -135,6 +140,7 @@ class InferenceConfig:
         None, check=lambda v: v == "phases" or (isinstance(v, int) and v >= 0),
         expect="a channel index (0, 1, ...) or 'phases'", doc="density channel",
     )  # fmt: skip
+    estimate_lamina_affinity: bool = option(False, doc="estimate the lamina affinity per nucleus")
     model: ModelParams = option(factory=ModelParams)
     calibration: CalibrationParams = option(factory=CalibrationParams)
     render: RenderOptions = option(factory=RenderOptions)

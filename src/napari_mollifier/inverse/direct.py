@@ -330,8 +330,6 @@ def _assemble(est, config, *, width, width_rule, out, valid, maps, criterion, ti
                 f"across it; image border {est.image_border!r}"
             ),
             "image_border": est.image_border,
-            "lamina_affinity": est.lamina,
-            "lamina_affinity_source": "given" if est.lamina else "default 0 (neutral wall)",
             "uncertainty": "std of the ratio over the chosen width and its ladder neighbours "
             "(it grows towards the envelope where the map leans on the wall conditions)"
             if out["uncertainty"] is not None

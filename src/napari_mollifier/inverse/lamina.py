@@ -5,19 +5,21 @@ chemical potential is one constant over the nucleus (``lap(mu_w) = 0``, ``n.grad
 
     mu_w = -g(phi_h) - phi_e - l^2 lap(phi_w) + h w = C
 
-(MODEL.md, "The nuclear envelope"; ``w`` the wall's line density, the same discrete surface
-delta as :mod:`napari_mollifier.physics.closed` and the direct estimator's wall term). The
-rate ratio does not enter, so ``h`` is identifiable whatever the map is. Mollified with the
-fields extended across the walls (the direct estimator's :class:`~napari_mollifier.mollifier.
-spectral.SpectralStack`), ``eta * (-g - phi_e) - l^2 (lap eta) * phi_w = C - h (eta * w)`` at
-every mapped pixel: a straight-line fit of two numbers, ``C`` and ``h``, per width.
+(MODEL.md, "The nuclear envelope"; ``w`` the wall's line density, the discrete surface delta
+of :mod:`napari_mollifier.physics.closed`). The rate ratio does not enter, so ``h`` is
+identifiable whatever the map is. ``lap`` is the masked finite-volume Laplacian of the mask
+(zero flux across every wall face, :func:`~napari_mollifier.physics.domains.masked_laplacian`):
+it is symmetric on the mask's cells, so smoothing the pointwise equation with the heat kernel
+``exp(t lap)`` moves the derivative off the noisy data exactly, on a curved staircase envelope
+as on a straight wall (no reflection). The smoothed equation is a straight-line fit of two
+numbers, ``C`` and ``h``, at each of three smoothing lengths; the median is reported.
 
-Measured bias (docs/validation.md, h = 0.002): exact on the simulation's own grid of a
-rectangle; -8.5 % after block-averaging by 2 with noise (the LAD layer is then two pixels
-thick); -22 % on a curved 64^2 ellipse, where the reflection across a staircase wall is only
-first-order exact (-0.00013 there without any affinity). The result reports the spread over the
-widths it used. ``phi_w`` is read as measured: from a single-channel density it is the
-calibration's (uniform ``phi_e``), an assumption the estimate inherits (not validated).
+Pixel values of a binned density are averages over the pixel; ``g`` is cubic, so the average
+of ``g`` exceeds ``g`` of the average by ``g'' var / 2``, with ``var = spacing^2 |grad
+phi_h|^2 / 12`` the sub-pixel variance (central differences, the field reflected at the walls).
+Without this correction a two-pixel LAD layer biases h by -9 %; with it the bias is within 2 %
+(docs/validation.md). Turn it off (``pixel_average=False``) for point samples of a field, e.g.
+a simulation on its own grid.
 """
 
 from __future__ import annotations
@@ -26,13 +28,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: widths used, as multiples of the direct estimator's smallest width (4th derivatives)
-WIDTH_FACTORS = (1.02, 1.5, 2.25)
+#: heat-kernel smoothing lengths, in pixels (sigma = sqrt(2 t))
+SMOOTHING_PIXELS = (2.5, 4.0, 6.0)
 
 
 @dataclass
 class LaminaEstimate:
-    """``value``: h (model units), the median over ``widths``; ``per_width`` one per width."""
+    """``value``: h (model units), the median over ``widths``; ``per_width`` one per width.
+
+    ``widths`` are the heat-kernel smoothing lengths (model units); ``wall_pixels`` the mask
+    pixels on the envelope that the fit used.
+    """
 
     value: float
     widths: list[float]
@@ -48,56 +54,116 @@ class LaminaEstimate:
         return 0.5 * (max(self.per_width) - min(self.per_width))
 
 
-def estimate_lamina_affinity(fields, config=None, width_factors=WIDTH_FACTORS) -> LaminaEstimate:
+def estimate_lamina_affinity(
+    fields, config=None, smoothing_pixels=SMOOTHING_PIXELS, *, pixel_average: bool = True
+) -> LaminaEstimate:
     """Estimate the lamina affinity of the nucleus in ``fields`` (a ChromatinFields).
 
-    ``config`` (an :class:`~napari_mollifier.inverse.InferenceConfig`) gives the model and the
-    kernel; pass the estimate on as ``config.model.lamina_affinity``. Raises ``ValueError``
-    when no mapped pixel's kernel reaches the envelope (a periodic box has no wall).
+    ``config`` (an :class:`~napari_mollifier.inverse.InferenceConfig`) gives the model; pass
+    the estimate on as ``config.model.lamina_affinity``. ``pixel_average``: the pixel values
+    are averages over the pixel (binned densities, camera pixels), see the module docstring.
+    Raises ``ValueError`` when the nucleus has no wall (a periodic box) or too few pixels.
     """
-    from ..mollifier import min_width, wall_line_density
-    from ..mollifier.spectral import SpectralStack
-    from ..physics.chromatin import g
     from .config import InferenceConfig
     from .prepared import prepare_fields
 
     config = InferenceConfig() if config is None else config
-    prepared = prepare_fields(fields, config)
-    model, mask = prepared.params, prepared.mask
-    wall = wall_line_density(mask, prepared.spacing, prepared.image_border)
+    return estimate_from_prepared(
+        prepare_fields(fields, config), smoothing_pixels, pixel_average=pixel_average
+    )
+
+
+def estimate_from_prepared(
+    prepared, smoothing_pixels=SMOOTHING_PIXELS, *, pixel_average: bool = True
+) -> LaminaEstimate:
+    """:func:`estimate_lamina_affinity` on :class:`~.prepared.PreparedFields`."""
+    from ..mollifier import wall_line_density
+    from ..physics.chromatin import g
+    from ..physics.domains import masked_laplacian
+
+    model, mask, spacing = prepared.params, prepared.mask, prepared.spacing
+    wall = wall_line_density(mask, spacing, prepared.image_border)
     if not wall.any():
         raise ValueError(
             f"lamina affinity: the nucleus has no wall (image_border "
             f"{prepared.image_border!r} and a mask without outline inside the image)"
         )
-    smallest = min_width(config.kernel, 4, prepared.spacing)
-    widths = [f * smallest for f in width_factors]
-    phi_w = 1.0 - prepared.phi_h - prepared.phi_e
+    lap, _ = masked_laplacian(mask, spacing)
     bulk = -g(prepared.phi_h, model.phi_max) - prepared.phi_e
-    stack = SpectralStack(
-        np.stack([bulk, phi_w, wall]), mask, prepared.spacing, max(widths),
-        prepared.image_border, kernel=config.kernel,
-    )  # fmt: skip
-    per_width, reach = [], 0
-    for width in widths:
-        value, n_wall = _fit(stack, width, mask, model.interface_length**2)
-        per_width.append(value)
-        reach = max(reach, n_wall)
-    return LaminaEstimate(float(np.median(per_width)), widths, per_width, reach)
-
-
-def _fit(stack, width: float, mask: np.ndarray, l2: float) -> tuple[float, int]:
-    """(h, number of mapped pixels whose kernel reaches the wall) at one width."""
-    mu_w = stack.combine(width, {0: {"value": 1.0}, 1: {"laplacian": -l2}})
-    wall = stack.combine(width, {2: {"value": 1.0}})
-    mapped = stack.valid(width) & mask & np.isfinite(mu_w) & np.isfinite(wall)
-    near = mapped & (wall > 1e-9 * np.abs(wall[mapped]).max(initial=0.0))
-    if near.sum() < 3 or np.ptp(wall[mapped]) == 0:
-        raise ValueError(
-            f"lamina affinity: at mollifier width {width:.3g} model units {int(near.sum())} of "
-            f"{int(mapped.sum())} mapped pixels reach the envelope, all equally; the fit needs "
-            "pixels near the envelope and pixels farther in"
+    if pixel_average:
+        curvature = 12 * prepared.phi_h - 6 * model.phi_max  # g''
+        bulk = bulk - 0.5 * curvature * subpixel_variance(
+            prepared.phi_h, mask, spacing, prepared.image_border
         )
-    design = np.column_stack([np.ones(int(mapped.sum())), wall[mapped]])
-    coef, *_ = np.linalg.lstsq(design, mu_w[mapped], rcond=None)
-    return -float(coef[1]), int(near.sum())
+    phi_w = 1.0 - prepared.phi_h - prepared.phi_e
+    residual = bulk[mask] - model.interface_length**2 * (lap @ phi_w[mask])
+    complete = _complete_cells(mask, prepared.image_border)[mask]
+    per_width = [_fit(residual, wall[mask], complete, mask, s) for s in smoothing_pixels]
+    widths = [s * spacing for s in smoothing_pixels]
+    return LaminaEstimate(
+        float(np.median(per_width)), widths, per_width, int((wall[mask][complete] > 0).sum())
+    )
+
+
+def subpixel_variance(
+    phi: np.ndarray, mask: np.ndarray, spacing: float, image_border: str = "open"
+) -> np.ndarray:
+    """``spacing^2 |grad phi|^2 / 12``: the variance of a linear field over one pixel.
+
+    Central differences of ``phi`` reflected across the mask's walls (a wall face has zero
+    normal gradient, as for the direct estimator's reflection; with ``image_border="wall"``
+    the image border too); at an open (or periodic) image border only the inner face counts.
+    Zero outside the mask.
+    """
+    total = np.zeros(mask.shape)
+    for axis in (0, 1):
+        m = np.moveaxis(mask, axis, 0)
+        f = np.moveaxis(phi, axis, 0)
+        inner = m[:-1] & m[1:]
+        diff = np.where(inner, (f[1:] - f[:-1]) / spacing, 0.0)
+        sums = np.zeros(m.shape)
+        faces = np.full(m.shape, 2)
+        sums[:-1] += diff
+        sums[1:] += diff
+        if image_border != "wall":  # beyond the border the field is not known
+            faces[0] -= 1
+            faces[-1] -= 1
+        total += np.moveaxis(np.where(m, sums / faces, 0.0), 0, axis) ** 2
+    return spacing**2 / 12 * total
+
+
+def _complete_cells(mask: np.ndarray, image_border: str) -> np.ndarray:
+    """Mask cells whose four faces are known: a mask neighbour, or a wall."""
+    if image_border == "wall":
+        return mask.copy()
+    complete = mask.copy()
+    for edge in (np.s_[0, :], np.s_[-1, :], np.s_[:, 0], np.s_[:, -1]):
+        complete[edge] = False  # beyond an open (or wrapped) border the nucleus may go on
+    return complete
+
+
+def _fit(residual, wall, complete, mask, sigma_pixels: float) -> float:
+    """h from ``S residual = C - h S wall``, S the heat kernel of length ``sigma_pixels``.
+
+    Smoothing runs on the graph of the complete cells (the masked Laplacian of those cells,
+    in pixel units), so cells whose equation is unknown never enter.
+    """
+    from scipy.sparse.linalg import expm_multiply
+
+    from ..physics.domains import masked_laplacian
+
+    sub = np.zeros(mask.shape, bool)
+    sub[mask] = complete
+    wall = wall[complete]
+    if sub.sum() < 16 or np.ptp(wall) == 0:
+        raise ValueError(
+            f"lamina affinity: {int(sub.sum())} mask pixels with a complete neighbourhood, "
+            f"{int((wall > 0).sum())} of them on the envelope; the fit needs pixels on the "
+            "envelope and pixels farther in"
+        )
+    lap, _ = masked_laplacian(sub, 1.0)
+    columns = np.column_stack([residual[complete], wall])
+    smooth = expm_multiply(lap * (0.5 * sigma_pixels**2), columns)
+    design = np.column_stack([np.ones(len(smooth)), smooth[:, 1]])
+    coef, *_ = np.linalg.lstsq(design, smooth[:, 0], rcond=None)
+    return -float(coef[1])
