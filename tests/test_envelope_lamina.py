@@ -82,3 +82,15 @@ def test_estimating_without_a_wall_names_the_problem():
     fields = ChromatinFields.from_phases(sim.phi_w, sim.phi_d, sim.spacing, image_border="periodic")
     with pytest.raises(ValueError, match="no wall"):
         infer_rates(fields, InferenceConfig(method="direct", estimate_lamina_affinity=True))
+
+
+def test_an_estimate_from_a_single_channel_density_carries_the_caveat():
+    from napari_mollifier.inverse.api import SINGLE_CHANNEL_CAVEAT
+    from napari_mollifier.io.types import DensityImage
+
+    case = nucleus_case(1.0, lamina=H)
+    intensity = np.where(case.mask, 1.0 - case.fields.phi_w, 0.0)  # H2B: all chromatin
+    pixel_nm = case.fields.spacing * ModelParams().nm_per_unit
+    fields = ChromatinFields.from_density(DensityImage(intensity, pixel_nm), mask=case.mask)
+    result = infer_rates(fields, InferenceConfig(method="direct", estimate_lamina_affinity=True))
+    assert SINGLE_CHANNEL_CAVEAT in result.metadata["lamina_affinity_source"]

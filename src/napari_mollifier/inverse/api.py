@@ -37,6 +37,13 @@ def iter_inference(
         yield event
 
 
+#: Said with every estimate made from a calibrated single-channel density (docs/validation.md)
+SINGLE_CHANNEL_CAVEAT = (
+    "from a single-channel density phi_w comes from the calibration (uniform phi_e): not "
+    "validated, and wrong on the bundled sample (-0.0016 for a true 0.0015)"
+)
+
+
 def _lamina_affinity(prepared, config: InferenceConfig):
     """(prepared fields with the affinity the estimator uses, its metadata entries)."""
     import dataclasses
@@ -49,9 +56,12 @@ def _lamina_affinity(prepared, config: InferenceConfig):
 
     estimate = estimate_from_prepared(prepared)
     params = dataclasses.replace(prepared.params, lamina_affinity=estimate.value)
+    source = estimate.note
+    if not prepared.phi_e_observed:  # phi_w from one channel: the estimate's weak point
+        source += f"; {SINGLE_CHANNEL_CAVEAT}"
     metadata = {
         "lamina_affinity": estimate.value,
-        "lamina_affinity_source": estimate.note,
+        "lamina_affinity_source": source,
         "lamina_affinity_spread": estimate.spread,
         "lamina_affinity_per_width": estimate.per_width,
         "lamina_affinity_smoothing_widths": estimate.widths,

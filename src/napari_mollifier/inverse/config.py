@@ -121,7 +121,9 @@ class InferenceConfig:
         Estimate the lamina affinity of each nucleus from the nucleoplasm equation
         (:func:`~napari_mollifier.inverse.estimate_lamina_affinity`) and use it instead of
         ``model.lamina_affinity``; the value, its spread and the source go in the metadata.
-        Needs a wall (a mask outline inside the image, or ``image_border="wall"``).
+        Needs a wall (a mask outline inside the image, or ``image_border="wall"``). Validated
+        on two-field data (phase fields, two-channel images); from a single-channel density
+        it is not (wrong sign on the bundled sample), and the metadata says so.
     model, calibration
         Physics constants and the density -> volume fraction calibration.
     render, direct, pinn
