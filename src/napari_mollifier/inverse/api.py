@@ -40,7 +40,7 @@ def iter_inference(
 #: Said with every estimate made from a calibrated single-channel density (docs/validation.md)
 SINGLE_CHANNEL_CAVEAT = (
     "from a single-channel density phi_w comes from the calibration (uniform phi_e): not "
-    "validated, and wrong on the bundled sample (-0.0016 for a true 0.0015)"
+    "validated, and wrong in sign on the bundled sample (docs/validation.md)"
 )
 
 
@@ -54,7 +54,13 @@ def _lamina_affinity(prepared, config: InferenceConfig):
         return prepared, {"lamina_affinity": given, "lamina_affinity_source": source}
     from .lamina import estimate_from_prepared
 
-    estimate = estimate_from_prepared(prepared)
+    try:
+        estimate = estimate_from_prepared(prepared)
+    except ValueError as error:  # name the setting that asked for it, and the way out
+        raise ValueError(
+            f"estimate_lamina_affinity is on, but {error}; turn it off and give "
+            "model.lamina_affinity instead"
+        ) from error
     params = dataclasses.replace(prepared.params, lamina_affinity=estimate.value)
     source = estimate.note
     if not prepared.phi_e_observed:  # phi_w from one channel: the estimate's weak point
