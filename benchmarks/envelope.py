@@ -162,7 +162,7 @@ def figure(path: Path, pinn_steps: int, with_pinn: bool, ensemble: int = 1) -> N
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pinn-steps", type=int, default=600)
+    parser.add_argument("--pinn-steps", type=int, default=PinnOptions().steps)
     parser.add_argument("--pinn-ensemble", type=int, default=3)
     parser.add_argument(
         "--pinn-only", nargs="*", default=None, help="words of the problems the PINN runs on"

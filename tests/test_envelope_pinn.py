@@ -24,6 +24,12 @@ def _config(lamina=0.0, **pinn):
     )
 
 
+#: the default training (steps, members, patch) for the accuracy targets
+DEFAULT_TRAINING = {
+    key: getattr(PinnOptions(), key) for key in ("steps", "ensemble_size", "patch_size")
+}
+
+
 def test_pinn_maps_the_whole_curved_nucleus():
     case = nucleus_case(1.0)
     result = infer_rates(case.fields, _config())
@@ -68,7 +74,7 @@ def test_pinn_whole_nucleus_accuracy(kind, ratio):
     <= 3 % in the outer band; curved nucleus <= 3 % in the band of two kernel widths (which
     covers this small ellipse entirely; measured 2.1 %, docs/validation.md)."""
     case = box_case(ratio) if kind == "rectangle" else nucleus_case(ratio)
-    result = infer_rates(case.fields, _config(steps=600, ensemble_size=3, patch_size=64))
+    result = infer_rates(case.fields, _config(**DEFAULT_TRAINING))
     mapped = np.isfinite(result.ratio) & case.mask
     spacing = case.fields.spacing
     dist = distance_to_wall(case.mask, spacing, case.fields.image_border)
@@ -89,7 +95,7 @@ def test_pinn_whole_nucleus_accuracy(kind, ratio):
 def test_pinn_lad_band_with_the_affinity_given():
     """LADs (h 0.002) with h given: the band's ratio within 5 % of the truth."""
     case = nucleus_case(1.0, lamina=0.002)
-    config = _config(lamina=0.002, steps=600, ensemble_size=3, patch_size=64)
+    config = _config(lamina=0.002, **DEFAULT_TRAINING)
     result = infer_rates(case.fields, config)
     mapped = np.isfinite(result.ratio) & case.mask
     dist = distance_to_wall(case.mask, case.fields.spacing, case.fields.image_border)
