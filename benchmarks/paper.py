@@ -229,9 +229,9 @@ def train_cell(
         return Trainer(net, torch.optim.Adam(net.parameters(), lr=lr), objective)
 
     def step():
-        out = trainer.step(0, steps)
+        out = trainer.step(0, steps)  # 0-d losses come back as floats (read_losses)
         loss = out["misfit"] + residual_weight * out["residual"]
-        return loss.item(), out["misfit"].item(), out["residual"].item(), out["lam"]
+        return loss, out["misfit"], out["residual"], out["lam"]
 
     trainer = build()
 

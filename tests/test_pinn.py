@@ -301,3 +301,39 @@ def test_bad_inputs_raise_clear_value_errors():
     )
     with pytest.raises(ValueError, match="mask is empty"):
         infer_rates(empty, _small_config())
+
+
+def test_a_training_step_reads_from_the_device_once(monkeypatch):
+    """On a GPU every float(tensor) waits for the device: after the first step (which fixes
+    the residual scales) a step reads its loss and all loss terms in one transfer. (Adam's
+    step counters are host tensors even on a GPU; its reads of them are not counted.)"""
+    import sys
+
+    from napari_mollifier.inverse.pinn.member import member_trainer
+    from napari_mollifier.inverse.pinn.problem import PinnProblem
+    from napari_mollifier.inverse.pinn.warm_start import warm_start
+    from napari_mollifier.inverse.prepared import prepare_fields
+
+    fields, _ = manufactured(n=40, seed=4)
+    config = _small_config(steps=8, ensemble_size=1, patch_size=16)
+    prepared = prepare_fields(fields, config)
+    problem = PinnProblem(prepared, warm_start(prepared, config), config, config.pinn, "cpu")
+    trainer = member_trainer(problem, config, config.pinn, 0, False, None)
+    trainer.step(0, 8)
+    reads = []
+    for name in ("__float__", "__bool__", "item", "tolist", "cpu", "numpy"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _name=name, _original=original, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if "torch/optim" not in caller.replace("\\", "/"):
+                reads.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    for step in range(1, 6):
+        losses = trainer.step(step, 8)
+    monkeypatch.undo()
+    assert reads == ["tolist"] * 5
+    assert set(losses) == {"total", "residual", "residual_w", "data", "smooth"}
+    assert all(isinstance(v, float) and np.isfinite(v) for v in losses.values())

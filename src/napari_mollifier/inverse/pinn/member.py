@@ -64,11 +64,12 @@ class PinnObjective:
         loss = loss + o.weight_smooth * t.smooth
         if t.residual_w is not None:
             loss = loss + o.weight_residual_w * t.residual_w / self.r0_w
-        losses = {"total": float(loss.detach()), "residual": float(t.residual.detach()) / self.r0}
+        # tensors: the trainer reads them after the step, in one transfer with the loss
+        losses = {"total": loss, "residual": t.residual / self.r0}
         if t.residual_w is not None:
-            losses["residual_w"] = float(t.residual_w.detach()) / self.r0_w
-        losses["data"] = float(t.data.detach())
-        losses["smooth"] = float(t.smooth.detach())
+            losses["residual_w"] = t.residual_w / self.r0_w
+        losses["data"] = t.data
+        losses["smooth"] = t.smooth
         return loss, losses
 
 

@@ -1,7 +1,9 @@
 """A small generic trainer: an objective, an optimiser and composable callbacks.
 
 The trainer knows nothing about chromatin: an objective is any callable ``objective(model) ->
-(loss tensor, losses dict)``. Everything around the optimisation step is a callback:
+(loss tensor, losses dict)``; 0-d tensors in the dict are read as floats after the step,
+together with the loss, in one transfer (:func:`read_losses`). Everything around the
+optimisation step is a callback:
 
 - :class:`CosineSchedule` sets the learning rate before each step;
 - :class:`WeightAveraging` keeps a running mean of the weights (stochastic weight averaging);
@@ -64,14 +66,14 @@ class Trainer:
             group["lr"] = self.lr
 
     def step(self, step: int, n_steps: int) -> dict:
-        """One optimisation step; returns its losses dict."""
+        """One optimisation step; returns its losses dict (floats)."""
         for cb in self.callbacks:
             cb.before_step(self, step, n_steps)
         loss, losses = self.objective(self.model)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        value = float(loss.detach())
+        value, losses = read_losses(loss, losses)
         for cb in self.callbacks:
             cb.after_step(self, step, n_steps, value)
         self.last_losses = losses
@@ -94,6 +96,24 @@ class Trainer:
     def callback(self, kind: type) -> Callback | None:
         """The first callback of type ``kind``, or None."""
         return next((cb for cb in self.callbacks if isinstance(cb, kind)), None)
+
+
+def read_losses(loss, losses: dict) -> tuple[float, dict]:
+    """The loss and every 0-d tensor in ``losses`` as floats, read in one device-to-host
+    transfer (other entries, e.g. whole maps, are passed on as they are).
+
+    On a GPU each ``float(tensor)`` waits for the device; the objective therefore returns its
+    loss terms as (detached) tensors and the trainer reads them all at once, after the step.
+    """
+    import torch
+
+    names = [k for k, v in losses.items() if isinstance(v, torch.Tensor) and v.dim() == 0]
+    parts = [loss.detach().reshape(())]
+    parts += [losses[k].detach().to(parts[0].dtype) for k in names]
+    values = torch.stack(parts).tolist()
+    out = dict(losses)
+    out.update(zip(names, values[1:]))
+    return values[0], out
 
 
 def _first(reasons) -> str | None:
