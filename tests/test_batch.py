@@ -561,3 +561,29 @@ def test_quiet_prints_no_progress_and_verbose_is_accepted(input_dir, tmp_path, c
     assert main(args) == EXIT_SOME_FAILED  # broken.tif
     err = capsys.readouterr().err
     assert "broken.tif" in err and "cell_a" not in err and "input(s)" not in err
+
+
+def test_z_stack_needs_z_plane_and_maps_the_chosen_projection(tmp_path, capsys):
+    """A Z-stack TIFF is refused (naming --z-plane) and does not stop the batch; with
+    ``--z-plane max`` it is mapped like its projection saved as a 2-D image, and the sidecar's
+    config records the choice."""
+    folder = tmp_path / "stacks"
+    folder.mkdir()
+    planes = np.stack([nucleus_density(seed=s) for s in (5, 6, 7)])
+    tifffile.imwrite(folder / "stack.tif", planes, metadata={"axes": "ZYX"})
+    tifffile.imwrite(folder / "projection.tif", planes.max(axis=0))
+    out = tmp_path / "out_none"
+    assert main(cli_args(folder, out)) == EXIT_SOME_FAILED
+    rows = {Path(r["input"]).name: r for r in read_summary(out)}
+    assert rows["projection.tif"]["status"] == "ok"
+    assert rows["stack.tif"]["status"] == "error"
+    assert "--z-plane" in rows["stack.tif"]["error"] and "3 planes" in rows["stack.tif"]["error"]
+
+    out = tmp_path / "out_max"
+    assert main(cli_args(folder, out, "--z-plane", "max")) == 0
+    stack_maps, projection_maps = (read_maps(out / f"{n}.ome.tif") for n in ("stack", "projection"))
+    np.testing.assert_array_equal(stack_maps, projection_maps)
+    assert json.loads((out / "stack.json").read_text())["config"]["z_plane"] == "max"
+    capsys.readouterr()
+    assert main(cli_args(folder, tmp_path / "out_bad", "--z-plane", "median")) == EXIT_USAGE
+    assert "--z-plane: expected a plane index" in capsys.readouterr().err

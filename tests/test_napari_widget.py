@@ -219,7 +219,7 @@ def test_typed_layer_pickers(viewer_and_widget):
 def test_form_is_generated_from_the_config(make_napari_viewer):
     """Every config field has a widget; a field added to the dataclass appears by itself."""
     from napari_mollifier._widgets.config_form import ConfigForm
-    from napari_mollifier._widgets.infer import BUTTON_FIELDS, InferRatesWidget
+    from napari_mollifier._widgets.infer import HIDDEN_FIELDS, InferRatesWidget
     from napari_mollifier.inverse.config import InferenceConfig
     from napari_mollifier.schema import option
 
@@ -233,7 +233,7 @@ def test_form_is_generated_from_the_config(make_napari_viewer):
     assert {"pinn.steps", "render.method", "direct.ladder_size"} <= set(paths(InferenceConfig))
 
     widget = InferRatesWidget(make_napari_viewer())
-    expected = {p for p in paths(InferenceConfig) if p not in BUTTON_FIELDS}
+    expected = {p for p in paths(InferenceConfig) if p not in HIDDEN_FIELDS}
     assert set(widget.form.field_paths()) == expected
 
     @dataclasses.dataclass

@@ -23,8 +23,17 @@ CALIBRATION_ANCHORS = ("percentiles", "mean")
 PINN_FIELDS_MODES = ("correction", "network")
 #: Which steady-state equations the PINN loss holds.
 PINN_EQUATIONS = ("auto", "both", "rate")
+#: Projections that reduce a Z (or T) image stack to one plane, besides a plane index.
+Z_PROJECTIONS = ("max", "mean", "sum")
 #: Backbone size presets (:data:`napari_mollifier.nets.PRESETS`).
 BACKBONE_PRESETS = ("default", "paper")
+
+
+def is_z_plane(value) -> bool:
+    """A plane index (0, 1, ...) or one of :data:`Z_PROJECTIONS`."""
+    if isinstance(value, bool):
+        return False
+    return (isinstance(value, int) and value >= 0) or value in Z_PROJECTIONS
 
 
 def is_device_name(name) -> bool:

@@ -16,6 +16,7 @@ A source is a path (localisation table or density image), an ``io.Localisations`
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -52,7 +53,9 @@ def load_density(source, config: InferenceConfig, timings: dict | None = None):
             f"{path}: unsupported file type; expected one of the suffixes "
             f"{', '.join(mio.supported_suffixes())}, found {''.join(path.suffixes) or 'none'!r}"
         )
-    reader = mio.read_image if kind == "image" else mio.read_localisations
+    reader = mio.read_localisations
+    if kind == "image":
+        reader = functools.partial(mio.read_image, z_plane=config.z_plane)
     try:
         loaded = reader(path)
     except mio.FormatError:

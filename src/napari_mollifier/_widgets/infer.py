@@ -38,6 +38,9 @@ if TYPE_CHECKING:  # pragma: no cover
 PINN_METHODS = ("pinn", "pinn-autodiff")
 #: Config fields set by the buttons (method) or by the code (layout version), not in the form.
 BUTTON_FIELDS = ("method", "version")
+#: Fields the form does not show: buttons set them, or they concern files, not layers (napari's
+#: own sliders pick the plane of a stack layer).
+HIDDEN_FIELDS = (*BUTTON_FIELDS, "z_plane")
 NO_MASK = "none"
 
 
@@ -76,7 +79,7 @@ class InferRatesWidget(widgets.Container):
             tooltip="The input is a stack: use the plane shown in the viewer, or a projection",
         )
         self.hint = widgets.Label(value="")
-        self.form = ConfigForm(InferenceConfig(method="pinn"), exclude=BUTTON_FIELDS)
+        self.form = ConfigForm(InferenceConfig(method="pinn"), exclude=HIDDEN_FIELDS)
         self.device_info = widgets.Label(value="")
         self.run_button = widgets.PushButton(text="Infer rates", tooltip="Mollified PINN")
         self.preview_button = widgets.PushButton(

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..choices import BACKBONES, DEVICES, RENDER_METHODS
+from ..choices import BACKBONES, DEVICES, RENDER_METHODS, Z_PROJECTIONS, is_z_plane
 from ..inverse.config import InferenceConfig
 from ..inverse.registry import estimator_names
 from . import _signals
@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
         "images, camera-pixel localisation files); the file's own wins",
     )
     parser.add_argument(
+        "--z-plane",
+        type=_z_plane,
+        metavar="Z",
+        help=f"for Z (or T) stack images: a plane index (0-based) or a projection "
+        f"({', '.join(Z_PROJECTIONS)}); without it stacks are refused",
+    )
+    parser.add_argument(
         "--pattern",
         metavar="GLOB",
         help='file-name pattern inside folders, e.g. "*.csv" (default: every supported file)',
@@ -162,6 +169,7 @@ FLAG_FIELDS = {
     "device": "device",
     "pixel_size_nm": "pixel_size_nm",
     "seed": "seed",
+    "z_plane": "z_plane",
     "steps": "pinn.steps",
     "backbone": "pinn.backbone",
     "ensemble": "pinn.ensemble_size",
@@ -169,6 +177,17 @@ FLAG_FIELDS = {
     "render_pixel_size_nm": "render.pixel_size_nm",
     "render_method": "render.method",
 }
+
+
+def _z_plane(text: str):
+    """``--z-plane``: an int for digits, else a projection name."""
+    value = int(text) if text.strip().isdigit() else text.strip().lower()
+    if not is_z_plane(value):
+        raise argparse.ArgumentTypeError(
+            f"expected a plane index (0, 1, ...) or one of {', '.join(Z_PROJECTIONS)}, "
+            f"found {text!r}"
+        )
+    return value
 
 
 def flag_overrides(args: argparse.Namespace) -> dict:

@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..choices import IMAGE_BORDERS, KERNELS, RENDER_METHODS, is_device_name
+from ..choices import IMAGE_BORDERS, KERNELS, RENDER_METHODS, is_device_name, is_z_plane
 from ..physics.params import CalibrationParams, ModelParams
 from ..schema import ConfigError, from_dict, option, to_dict, validate
 from .config_files import read_config_file
@@ -117,6 +117,11 @@ class InferenceConfig:
         two channels are (phi_w, phi_d) phase fields. None: multi-channel images are phases
         only when their channels are named phi_w, phi_d; otherwise they are refused with a
         message asking for this field (``ChromatinFields.from_density(channel=)``).
+    z_plane : int, "max", "mean", "sum" or None
+        How a Z (or T) stack image file becomes one plane: a plane index (0-based) or a
+        projection. None: stacks are refused with a message asking for this field (the batch
+        runner's ``--z-plane``). Not shown in the widget: napari's own sliders pick the plane of
+        a layer.
     estimate_lamina_affinity : bool
         Estimate the lamina affinity of each nucleus from the nucleoplasm equation
         (:func:`~napari_mollifier.inverse.estimate_lamina_affinity`) and use it instead of
@@ -141,6 +146,10 @@ class InferenceConfig:
     density_channel: int | str | None = option(
         None, check=lambda v: v == "phases" or (isinstance(v, int) and v >= 0),
         expect="a channel index (0, 1, ...) or 'phases'", doc="density channel",
+    )  # fmt: skip
+    z_plane: int | str | None = option(
+        None, check=is_z_plane, expect="a plane index (0, 1, ...) or max, mean, sum",
+        doc="plane (or projection) of image stacks",
     )  # fmt: skip
     estimate_lamina_affinity: bool = option(False, doc="estimate the lamina affinity per nucleus")
     model: ModelParams = option(factory=ModelParams)

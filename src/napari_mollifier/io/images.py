@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..choices import Z_PROJECTIONS
 from ._table import NM_PER_UNIT, check_pixel_size
 from .errors import FormatError
 from .limits import check_image, check_pixel_size_range
@@ -39,7 +40,7 @@ _STACK_AXES = "ZT"
 #: image in pixels and lets the widget ask for the size).
 NO_PIXEL_SIZE = "no physical pixel size in the file"
 #: Projections ``z_plane`` accepts besides a plane index.
-PROJECTIONS = ("max", "mean", "sum")
+PROJECTIONS = Z_PROJECTIONS
 
 
 def _unit_nm(unit: str | None, default: str = "µm") -> float | None:
@@ -210,7 +211,8 @@ def arrange_axes(data: np.ndarray, axes: str | None, path, z_plane=None):
                 f"{path}: a {'/'.join(stack)} stack of {size} planes (axes {axes}, shape "
                 f"{data.shape}): a rate-ratio map needs one 2-D plane, so it is not read as "
                 f"channels. Choose a plane (z_plane = 0..{size - 1}) or a projection (z_plane = "
-                f"{' | '.join(PROJECTIONS)}), or save one plane / a projection from Fiji or napari"
+                f"{' | '.join(PROJECTIONS)}; the batch runner's --z-plane), or save one plane / a "
+                "projection from Fiji or napari"
             )
         data, reduced = _reduce_stack(data, axes.index(stack[0]), z_plane, path)
         axes = axes.replace(stack[0], "")
