@@ -2,7 +2,8 @@
 
 Two fixed, seeded inputs (a periodic manufactured steady state with a full mask, and a
 density-calibrated nucleus with an elliptical mask) through the default "direct" and "pinn"
-configurations, with one torch thread (bit-for-bit reproducible on CPU). Run this only when a
+configurations, with one torch thread (bit-for-bit reproducible on one CPU; the test allows for
+the float32 drift between CPU models, see tests/test_regression.py). Run this only when a
 change is *meant* to change results, and say so in the commit:
 
     python tests/data/regression/make_reference_maps.py
