@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 from ..device import out_of_memory_as_error, resolve_device
 from ..events import ProgressEvent
+from ..heap import release_freed_memory, retain_freed_memory
 from ..prepared import prepare_fields
 from .assemble import UNCERTAINTY_SCALE, PinnRun, assemble
 from .evaluate import evaluate_member
@@ -52,6 +53,8 @@ def iter_pinn(fields, config, stop=None) -> Iterator[ProgressEvent]:
     run = PinnRun(prepared, config, options, warm, problem, [], [], {}, device, device_reason)
     run.timings = timings
     previous = _set_determinism(torch, device)
+    if device.type == "cpu":
+        retain_freed_memory()  # no page faults on every step's activations (glibc)
     try:
         with out_of_memory_as_error(device, options.patch_size):
             yield from _train_members(run, autodiff, stop, t_start)
@@ -66,6 +69,7 @@ def iter_pinn(fields, config, stop=None) -> Iterator[ProgressEvent]:
             _evaluate(run)
     finally:
         _restore_determinism(torch, previous)
+        release_freed_memory()
     timings["total_s"] = time.perf_counter() - t_start
     result = assemble(run)
     done = run.steps_done
