@@ -11,8 +11,8 @@ Layout, for coordinates ``x`` (N, in_dim) in model units::
         h  = act(W3 z2); x_next = alpha * h + (1 - alpha) * x    (alpha trainable, init 0)
     out = W_out x_L
 
-act is tanh, computed as ``2 sigmoid(2 x) - 1`` (:func:`.activations.fast_tanh`, 4.5x cheaper
-on a CPU).
+act is tanh, computed as ``2 sigmoid(2 x) - 1`` together with the dense layer in front of it
+(:func:`.activations.tanh_linear`, 4.5x cheaper than ``torch.tanh`` on a CPU).
 
 Dense layers use random weight factorisation (W = diag(exp(s)) V, s ~ N(1, 0.1)). Because every
 alpha starts at 0 the network starts as a linear model on the embedding, so the final layer can
@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .activations import fast_tanh
+from .activations import tanh_linear
 from .mlp import FourierFeatures
 
 
@@ -54,6 +54,10 @@ class RWFLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.linear(x, self.weight, self.bias)
 
+    def tanh(self, x: torch.Tensor) -> torch.Tensor:
+        """``tanh(self(x))``, the product and the activation fused (:func:`.tanh_linear`)."""
+        return tanh_linear(x, self.weight, self.bias)
+
 
 class PirateBlock(nn.Module):
     """One residual block of three gated dense layers with a trainable skip weight alpha."""
@@ -64,16 +68,15 @@ class PirateBlock(nn.Module):
         self.dense2 = RWFLinear(dim, dim)
         self.dense3 = RWFLinear(dim, dim)
         self.alpha = nn.Parameter(torch.zeros(()))
-        self.act = fast_tanh
 
     def forward(self, x: torch.Tensor, v: torch.Tensor, u_minus_v: torch.Tensor) -> torch.Tensor:
         # f U + (1 - f) V written as V + f (U - V), and the skip as a lerp: the same function
         # in half the elementwise passes (forward and backward), which dominate on a CPU
-        f = self.act(self.dense1(x))
+        f = self.dense1.tanh(x)
         z1 = torch.addcmul(v, f, u_minus_v)
-        g = self.act(self.dense2(z1))
+        g = self.dense2.tanh(z1)
         z2 = torch.addcmul(v, g, u_minus_v)
-        h = self.act(self.dense3(z2))
+        h = self.dense3.tanh(z2)
         return torch.lerp(x, h, self.alpha)
 
 
@@ -118,8 +121,8 @@ class PirateNet(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_dim) -> (N, width): the representation before the output layer."""
         phi = self.embedding(x)
-        u = fast_tanh(self.gate_u(phi))
-        v = fast_tanh(self.gate_v(phi))
+        u = self.gate_u.tanh(phi)
+        v = self.gate_v.tanh(phi)
         u_minus_v = u - v
         h = phi
         for block in self.blocks:
