@@ -64,7 +64,7 @@ def test_sections_round_trip_and_replace_merges():
     assert again == config and again.version == 2
     changed = config.replace(pinn={"patch_size": 32}, model={"phi_max": 0.6})
     assert (changed.pinn.steps, changed.pinn.patch_size, changed.model.phi_max) == (321, 32, 0.6)
-    assert InferenceConfig().pinn.learning_rate == 4e-3  # the documented default
+    assert InferenceConfig().pinn.learning_rate == 5e-3  # the documented default
     assert InferenceConfig(device="cuda:1").device == "cuda:1"
 
 

@@ -70,8 +70,8 @@ class PinnOptions:
     """
 
     backbone: str = option("pirate", choices=BACKBONES, doc="network backbone")
-    steps: int = option(600, low=1, high=10_000_000, doc="optimisation steps (all members)")
-    learning_rate: float = option(4e-3, low=0, high=1, low_open=True, doc="Adam learning rate")
+    steps: int = option(480, low=1, high=10_000_000, doc="optimisation steps (all members)")
+    learning_rate: float = option(5e-3, low=0, high=1, low_open=True, doc="Adam learning rate")
     patch_size: int = option(64, low=8, high=4096, unit="pixels", doc="training patch side")
     ensemble_size: int = option(3, low=1, high=64, doc="ensemble members (uncertainty)")
     fields_mode: str = option("correction", choices=PINN_FIELDS_MODES)
@@ -80,7 +80,7 @@ class PinnOptions:
     weight_residual: float = option(10.0, low=0)
     weight_residual_w: float = option(10.0, low=0)
     weight_data: float = option(1.0, low=0)
-    weight_smooth: float = option(2.0, low=0)
+    weight_smooth: float = option(3.0, low=0)
     prior_length: float = option(1.0, low=0, unit="model units")
     ref_smoothing: float = option(0.3, low=0, unit="model units")
     correction_scale: float = option(2.0, low=0, low_open=True)
