@@ -286,6 +286,33 @@ def test_config_round_trip_through_the_widget(make_napari_viewer, tmp_path):
     assert InferenceConfig.from_file(tmp_path / "again.yaml") == expected
 
 
+def test_file_buttons_go_through_the_dialogs(make_napari_viewer, tmp_path, monkeypatch):
+    """Save config... writes where the dialog says; Load config... of a bad file shows an error
+    naming the file and keeps the form; a cancelled dialog does nothing."""
+    from qtpy.QtWidgets import QFileDialog
+
+    from napari_mollifier._widgets.infer import InferRatesWidget
+    from napari_mollifier.inverse.config import InferenceConfig
+
+    widget = InferRatesWidget(make_napari_viewer())
+    widget.set_config(widget.config().replace(seed=5))
+    answer = {"path": str(tmp_path / "saved.yaml")}
+    dialog = lambda *args: (answer["path"], "")  # noqa: E731
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", dialog)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", dialog)
+    widget.save_button.clicked.emit()
+    assert InferenceConfig.from_file(tmp_path / "saved.yaml").seed == 5
+    (tmp_path / "broken.yaml").write_text("seed: [not, an, int]\n")
+    answer["path"] = str(tmp_path / "broken.yaml")
+    widget.load_button.clicked.emit()
+    assert widget.last_error is not None and "broken.yaml" in widget.last_error
+    assert widget.config().seed == 5
+    answer["path"] = ""  # cancelled
+    widget.last_error = None
+    widget.save_results_button.clicked.emit()
+    assert widget.last_error is None
+
+
 def test_config_from_a_result_sidecar(viewer_and_widget, qtbot, tmp_path):
     """The JSON written next to saved maps loads back as the run's config."""
     viewer, widget = viewer_and_widget

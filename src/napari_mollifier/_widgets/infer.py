@@ -13,12 +13,12 @@ module is imported.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from magicgui import widgets
 
 from .config_form import ConfigForm
+from .file_actions import FileActions
 from .inputs import (
     PLANE_CHOICES,
     is_result_layer,
@@ -44,7 +44,7 @@ HIDDEN_FIELDS = (*BUTTON_FIELDS, "z_plane")
 NO_MASK = "none"
 
 
-class InferRatesWidget(widgets.Container):
+class InferRatesWidget(FileActions, widgets.Container):
     """The dock widget (npe2 command ``napari-mollifier.make_infer_widget``)."""
 
     def __init__(self, napari_viewer: napari.viewer.Viewer):
@@ -221,65 +221,6 @@ class InferRatesWidget(widgets.Container):
     def set_config(self, config) -> None:
         self.form.set_value(config)
         self._on_input_changed(self.input.value)
-
-    def load_config(self, path) -> None:
-        """Show the config of a YAML / JSON file, or of an output's JSON sidecar."""
-        from ..batch.cli import read_config_file
-
-        self.set_config(read_config_file(path))
-        self.status.value = f"Loaded the config of {Path(path).name}."
-
-    def save_config(self, path) -> None:
-        """Write the shown config as YAML (.yaml / .yml) or JSON, as the batch runner reads it."""
-        self.config().save(path)
-        self.status.value = f"Saved the config to {Path(path).name}."
-
-    def save_results(self, path) -> list[Path]:
-        """The last result as OME-TIFF + JSON (+ ``<name>_nuclei.csv`` with a mask)."""
-        from .. import io as mio
-        from .run import write_nuclei_table
-
-        if self.last_result is None:
-            raise ValueError("no result to save yet: run Infer rates or Preview first")
-        written = list(mio.write_maps(path, self.last_result))
-        rows = self.last_result.metadata.get("nuclei")
-        if rows:
-            written.append(write_nuclei_table(written[0], rows))
-        self.status.value = f"Saved {', '.join(p.name for p in written)}."
-        return written
-
-    def _ask_load(self) -> None:
-        from qtpy.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getOpenFileName(
-            self.native, "Load config", "", "Config (*.yaml *.yml *.json)"
-        )
-        if path:
-            self._guarded(self.load_config, path)
-
-    def _ask_save(self) -> None:
-        from qtpy.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getSaveFileName(
-            self.native, "Save config", "napari-mollifier.yaml", "YAML (*.yaml)"
-        )
-        if path:
-            self._guarded(self.save_config, path)
-
-    def _ask_save_results(self) -> None:
-        from qtpy.QtWidgets import QFileDialog
-
-        path, _ = QFileDialog.getSaveFileName(
-            self.native, "Save results", "rate_maps.ome.tif", "OME-TIFF (*.ome.tif)"
-        )
-        if path:
-            self._guarded(self.save_results, path)
-
-    def _guarded(self, action, *args) -> None:
-        try:
-            action(*args)
-        except (ValueError, OSError) as exc:
-            self._fail(str(exc))
 
     # --- localisations ------------------------------------------------------------------
     def render_points(self, layer=None, config=None):

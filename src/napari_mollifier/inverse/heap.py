@@ -3,8 +3,10 @@
 A PINN step on the CPU allocates and frees some 40 activations of a few MB each. glibc's
 ``malloc`` returns the top of its heap to the OS whenever more than ``M_TRIM_THRESHOLD`` is free
 there (dynamically twice the largest block it has seen freed, a few MB here), so every step
-faults the same pages in again: about 3000 page faults per step, 10-15 % of the network's
-forward and backward time on a 2-core AMD EPYC VM (benchmarks in docs/benchmarks.md).
+faults the same pages in again: about 2600 page faults per step of the PINN on a 256^2 density
+(1.69 million in a 600-step run, 0.12-0.16 million with this module), and the network's forward
+and backward took 38-41 ms instead of 34-36 ms (best of 5 rounds) on a 2-core AMD EPYC VM
+(docs/benchmarks.md).
 
 :func:`retain_freed_memory` sets the thresholds glibc itself adopts after freeing a 32 MB block
 (``M_MMAP_THRESHOLD`` 32 MB, its maximum, and ``M_TRIM_THRESHOLD`` twice that), so the state
