@@ -4,10 +4,12 @@ The folder holds ``--files`` copies (20 by default) of the bundled sample densit
 pixels, 20 nm). Each configuration runs the real command line, ``python -m
 napari_mollifier.batch FOLDER -o OUT --method M [...] [--workers N]``, in a fresh process, and
 the wall time from start to the final summary is measured (Dask cluster start-up included).
-Three runs each: one process with torch's default thread count (all cores), one process with
+Runs: one process with torch's default thread count (all cores), one process with
 one thread (``OMP_NUM_THREADS=1``), and ``--workers N``: single-threaded Dask worker processes
-(Dask sets ``OMP_NUM_THREADS=1`` in every worker; the batch runner keeps glibc's malloc
-defaults there, see ``batch/dask_run.py``), so N workers on N cores do not fight over threads.
+(Dask sets ``OMP_NUM_THREADS=1`` in every worker; the batch runner sets their malloc and
+profiler, see ``batch/dask_run.py``), so N workers on N cores do not fight over threads.
+A fourth run gives the machine's ceiling for N workers: N independent single-threaded
+command lines at once, each on its share of the files, no Dask (wall time until the last ends).
 The throughput ratio is given against both serial runs. Rows: direct (seconds per file:
 start-up and I/O dominate) and a short PINN (``--steps``, compute dominates).
 
@@ -37,6 +39,7 @@ if str(HERE) not in sys.path:
 from _machine import describe_machine  # noqa: E402
 
 SERIAL_ONE_THREAD = "1 process, 1 thread"
+INDEPENDENT = "independent"  # N single-threaded command lines at once, no Dask
 SAMPLE = ROOT / "src" / "napari_mollifier" / "sample_data" / "nucleus_density.tif"
 
 
@@ -48,19 +51,23 @@ def make_folder(folder: Path, n_files: int) -> Path:
     return folder
 
 
+def _command(folder: Path, out: Path, method_args: list[str]) -> list[str]:
+    cmd = [sys.executable, "-m", "napari_mollifier.batch", str(folder), "-o", str(out), "-q"]
+    return cmd + method_args
+
+
 def run_batch(folder: Path, out: Path, method_args: list[str], workers) -> dict:
     """Wall time of one batch command line (fresh process); the count of maps written.
 
-    ``workers``: None (one process, torch on all cores), ``"1 thread"`` (one process with
-    ``OMP_NUM_THREADS=1``) or a number of Dask workers.
+    ``workers``: None (one process, torch on all cores), ``"1 process, 1 thread"`` (one process
+    with ``OMP_NUM_THREADS=1``) or a number of Dask workers.
     """
-    cmd = [sys.executable, "-m", "napari_mollifier.batch", str(folder), "-o", str(out), "-q"]
+    cmd = _command(folder, out, method_args)
     env = dict(os.environ)
     if workers == SERIAL_ONE_THREAD:
         env["OMP_NUM_THREADS"] = "1"
     elif workers is not None:
         cmd += ["--workers", str(workers)]
-    cmd += method_args
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - t0
@@ -71,6 +78,34 @@ def run_batch(folder: Path, out: Path, method_args: list[str], workers) -> dict:
     return row
 
 
+def run_independent(folder: Path, out: Path, method_args: list[str], n_processes: int) -> dict:
+    """``n_processes`` single-threaded command lines at once, file k in share k % n: the wall
+    time until the last one ends (what N workers could give with no scheduling cost)."""
+    files = sorted(folder.glob("*.tif"))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    shares = []
+    for k in range(n_processes):
+        share = out.parent / f"{out.name}_share{k}"
+        share.mkdir(parents=True)
+        for path in files[k::n_processes]:
+            os.link(path, share / path.name)
+        shares.append(share)
+    t0 = time.perf_counter()
+    procs = [
+        subprocess.Popen(_command(share, out / share.name, method_args), env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for share in shares
+    ]  # fmt: skip
+    errors = [p.communicate()[1] for p in procs]
+    seconds = time.perf_counter() - t0
+    written = len(list(out.glob("*/*.ome.tif")))
+    row = {"seconds": seconds, "written": written,
+           "returncode": max(p.returncode for p in procs)}  # fmt: skip
+    if row["returncode"] != 0:
+        row["error"] = next(e for e, p in zip(errors, procs) if p.returncode).splitlines()[-3:]
+    return row
+
+
 def table(rows: list[dict]) -> str:
     head = ["run", "workers", "files", "seconds", "files / min", "ratio to all cores",
             "ratio to 1 thread"]  # fmt: skip
@@ -78,7 +113,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         cells = [
             r["run"],
-            str(r["workers"] or "1 process, all cores"),
+            _workers_label(r["workers"], r.get("processes")),
             f"{r['written']}/{r['files']}",
             f"{r['seconds']:.1f}",
             f"{60 * r['written'] / r['seconds']:.2f}",
@@ -87,6 +122,12 @@ def table(rows: list[dict]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _workers_label(workers, processes) -> str:
+    if workers == INDEPENDENT:
+        return f"{processes} independent processes, 1 thread each (no Dask)"
+    return str(workers or "1 process, all cores")
 
 
 def main(argv=None) -> None:
@@ -106,10 +147,14 @@ def main(argv=None) -> None:
         folder = make_folder(Path(tmp) / "inputs", args.files)
         for name, method_args in runs.items():
             rate = {}
-            for workers in (None, SERIAL_ONE_THREAD, args.workers):
+            for workers in (None, SERIAL_ONE_THREAD, args.workers, INDEPENDENT):
                 out = Path(tmp) / f"out_{len(rows)}"
                 row = {"run": name, "workers": workers, "files": args.files}
-                row.update(run_batch(folder, out, method_args, workers))
+                if workers == INDEPENDENT:
+                    row["processes"] = args.workers
+                    row.update(run_independent(folder, out, method_args, args.workers))
+                else:
+                    row.update(run_batch(folder, out, method_args, workers))
                 rate[workers] = row["written"] / row["seconds"]
                 if rate[None]:
                     row["ratio"] = rate[workers] / rate[None]

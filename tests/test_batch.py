@@ -394,20 +394,29 @@ def test_local_cluster_matches_sequential(input_dir, tmp_path):
 def _worker_environment():
     import os
 
+    import dask
     import torch
 
-    return torch.get_num_threads(), os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    return (
+        torch.get_num_threads(),
+        os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+        os.environ.get("MALLOC_ARENA_MAX"),
+        dask.config.get("distributed.worker.profile.enabled"),
+        dask.config.get("distributed.admin.tick.interval"),
+    )
 
 
-def test_local_workers_are_single_threaded_with_default_malloc():
-    """Dask's MALLOC_TRIM_THRESHOLD_ made single-threaded PINN workers 1.8x slower: not set."""
+def test_local_workers_are_single_threaded_with_one_malloc_arena_and_no_profiler():
+    """Dask's MALLOC_TRIM_THRESHOLD_ made single-threaded PINN workers 1.8x slower: not set;
+    one malloc arena, no statistical profiler and a slow event-loop tick (batch/dask_run.py)."""
     distributed = pytest.importorskip("distributed")
     import os
 
     from napari_mollifier.batch.dask_run import _local_cluster
 
     # read before the start: Dask writes its pre-spawn variables into this process too
-    expected = os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    expected_trim = os.environ.get("MALLOC_TRIM_THRESHOLD_")
+    arena_here = os.environ.get("MALLOC_ARENA_MAX")
     cluster, _, _ = _local_cluster(InferenceConfig(device="cpu"), io.StringIO(), 2)
     try:
         with distributed.Client(cluster) as client:
@@ -415,8 +424,11 @@ def test_local_workers_are_single_threaded_with_default_malloc():
     finally:
         cluster.close()
     assert len(seen) == 2
-    assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == expected  # this process untouched
-    assert all(env == (1, expected) for env in seen.values()), seen
+    # this process untouched
+    assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == expected_trim
+    assert os.environ.get("MALLOC_ARENA_MAX") == arena_here
+    expected = (1, expected_trim, arena_here or "1", False, "1s")
+    assert all(env == expected for env in seen.values()), seen
 
 
 def test_missing_dask_is_a_clear_usage_error(input_dir, tmp_path):
