@@ -137,6 +137,9 @@ def main(argv=None) -> None:
     parser.add_argument("--pinn-steps", type=int, default=150)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "batch_throughput.json")
     args = parser.parse_args(argv)
+    if args.workers < 1 or args.files < args.workers:
+        parser.error(f"--files ({args.files}) must be at least --workers ({args.workers}) >= 1: "
+                     "every independent process of the ceiling run needs a file")  # fmt: skip
     print(describe_machine("cpu", os.cpu_count()))
     runs = {
         "direct": ["--method", "direct"],

@@ -431,6 +431,24 @@ def test_local_workers_are_single_threaded_with_one_malloc_arena_and_no_profiler
     assert all(env == expected for env in seen.values()), seen
 
 
+def test_a_failed_cluster_start_leaves_this_process_environment(monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    import os
+
+    from napari_mollifier.batch.dask_run import _local_cluster
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+
+    def failing_cluster(**kwargs):
+        os.environ["MALLOC_ARENA_MAX"] = "1"  # what the nanny does before spawning
+        raise OSError("no free port")
+
+    monkeypatch.setattr(distributed, "LocalCluster", failing_cluster)
+    with pytest.raises(OSError, match="no free port"):
+        _local_cluster(InferenceConfig(device="cpu"), io.StringIO(), 2)
+    assert "MALLOC_ARENA_MAX" not in os.environ
+
+
 def test_missing_dask_is_a_clear_usage_error(input_dir, tmp_path):
     code = (
         "import sys; sys.modules['distributed'] = None\n"

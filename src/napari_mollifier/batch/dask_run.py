@@ -146,10 +146,10 @@ _ARENA_VARIABLE = "MALLOC_ARENA_MAX"
 #: What a local cluster changes for its own worker processes (docs/benchmarks.md, "Batch
 #: throughput"). A task runs in a worker thread, and a glibc thread arena grows in heaps of
 #: at most 64 MB that are made and unmapped step after step: 4-5x the page faults of the main
-#: thread for one PINN file; one arena (MALLOC_ARENA_MAX=1, read at process start) keeps the
+#: thread per PINN file once warm; one arena (MALLOC_ARENA_MAX=1, read at process start) keeps the
 #: main heap. The statistical profiler (every 10 ms) and the event-loop tick (every 20 ms) of
 #: each worker, nanny and scheduler took 6 % of a core per worker and 6 % in this process,
-#: beside a compute thread at 91 %: off, and 1 s (what Dask's own test clusters use). The
+#: beside a compute thread at 91 %: off, and 1 s (Dask's own test set-up: off, 500 ms). The
 #: dashboard's profile page is empty for local workers as a result.
 _LOCAL_CLUSTER_CONFIG = {
     _TRIM_KEY: None,
@@ -171,17 +171,18 @@ def _local_cluster(config, stream, workers):
         resources = {"GPU": 1}
         say(stream, f"{n_local_gpus} GPU(s) found: {n_workers} worker(s), one per GPU")
     arena_before = os.environ.get(_ARENA_VARIABLE)
-    with dask.config.set(_LOCAL_CLUSTER_CONFIG):
-        cluster = LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            resources=resources,
-        )
-    # the nanny writes its pre-spawn variables into this process too: undo ours
-    if arena_before is None:
-        os.environ.pop(_ARENA_VARIABLE, None)
-    else:
-        os.environ[_ARENA_VARIABLE] = arena_before
+    try:
+        with dask.config.set(_LOCAL_CLUSTER_CONFIG):
+            cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                resources=resources,
+            )
+    finally:  # the nanny writes its pre-spawn variables into this process too: undo ours
+        if arena_before is None:
+            os.environ.pop(_ARENA_VARIABLE, None)
+        else:
+            os.environ[_ARENA_VARIABLE] = arena_before
     return cluster, n_local_gpus, resources
